@@ -1,0 +1,151 @@
+"""Frozen configuration dataclasses that travel with the weights.
+
+Every config has a strict ``from_dict`` that rejects unknown keys with a message naming them,
+and a ``to_dict`` that round-trips through JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+MODALITIES = ("image", "text")
+SCHEDULES = ("linear", "polynomial", "cosine")
+MAX_CLASSES = 65536
+
+
+def smallest_base(num_classes: int, ell: int) -> int:
+    """Smallest integer b with b**ell >= num_classes (integer search, no float pow)."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if ell < 1:
+        raise ValueError(f"ell must be >= 1, got {ell}")
+    base = 2
+    while base**ell < num_classes:
+        base += 1
+    return base
+
+
+def _strict_kwargs(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown {cls.__name__} keys: {', '.join(unknown)}; accepted: {', '.join(sorted(names))}"
+        )
+    return dict(data)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model: modality, codec, backbone and schedule.
+
+    Images have ``height * width * channels`` tokens with ``num_classes`` grey/colour levels;
+    text has ``seq_len`` byte tokens (``num_classes`` = 256).
+    """
+
+    modality: str
+    num_classes: int
+    ell: int = 1
+    # image geometry (modality == "image")
+    height: int = 0
+    width: int = 0
+    channels: int = 0
+    # text geometry (modality == "text")
+    seq_len: int = 0
+    tokenizer: str = ""
+    # backbone
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    # forward process
+    schedule: str = "linear"
+    schedule_power: float = 3.0
+    # optional Prime-v2 index shuffling: a permutation of range(num_classes)
+    permutation: tuple[int, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes (C) must be in 2..{MAX_CLASSES}, got {self.num_classes}")
+        if not 1 <= self.ell <= 16:
+            raise ValueError(f"ell must be in 1..16, got {self.ell}")
+        if self.d_model < 1 or self.d_model % self.ell != 0:
+            raise ValueError(
+                f"d_model={self.d_model} must be a positive multiple of ell={self.ell} "
+                "(each sub-token gets d_model/ell embedding channels)"
+            )
+        if self.n_heads < 1 or self.d_model % self.n_heads != 0:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.n_layers < 1 or self.mlp_ratio < 1:
+            raise ValueError(f"n_layers and mlp_ratio must be >= 1, got {self.n_layers}, {self.mlp_ratio}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule_power <= 0:
+            raise ValueError(f"schedule_power must be > 0, got {self.schedule_power}")
+        if self.modality == "image":
+            if min(self.height, self.width) < 1 or self.channels not in (1, 3):
+                raise ValueError(
+                    "image models need height >= 1, width >= 1 and channels in (1, 3); got "
+                    f"height={self.height}, width={self.width}, channels={self.channels}"
+                )
+            if self.seq_len:
+                raise ValueError("seq_len is for text models; image models use height/width/channels")
+        else:
+            if self.seq_len < 1:
+                raise ValueError(f"text models need seq_len >= 1, got {self.seq_len}")
+            if self.height or self.width or self.channels:
+                raise ValueError("height/width/channels are for image models")
+            if self.tokenizer not in ("", "bytes"):
+                raise ValueError(f"tokenizer must be 'bytes', got {self.tokenizer!r}")
+            if self.tokenizer == "":
+                object.__setattr__(self, "tokenizer", "bytes")
+            if self.num_classes != 256:
+                raise ValueError(f"byte-level text models need num_classes=256, got {self.num_classes}")
+        if self.permutation is not None:
+            perm = tuple(int(v) for v in self.permutation)
+            if sorted(perm) != list(range(self.num_classes)):
+                raise ValueError(f"permutation must be a permutation of range({self.num_classes})")
+            object.__setattr__(self, "permutation", perm)
+
+    @property
+    def base(self) -> int:
+        """Digit base b: the smallest integer with b**ell >= C."""
+        return smallest_base(self.num_classes, self.ell)
+
+    @property
+    def seq_length(self) -> int:
+        """Number of tokens L per sample."""
+        if self.modality == "image":
+            return self.height * self.width * self.channels
+        return self.seq_len
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (permutation as a list)."""
+        out = dataclasses.asdict(self)
+        if self.permutation is not None:
+            out["permutation"] = list(self.permutation)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a dict, rejecting unknown keys by name."""
+        kwargs = _strict_kwargs(cls, data)
+        if kwargs.get("permutation") is not None:
+            kwargs["permutation"] = tuple(kwargs["permutation"])
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # missing required keys
+            raise ValueError(f"invalid ModelConfig: {exc}") from None
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

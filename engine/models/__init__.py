@@ -1,0 +1,5 @@
+"""Models: partial-token embedding and backbones."""
+
+from engine.models.transformer import PrimeModel
+
+__all__ = ["PrimeModel"]

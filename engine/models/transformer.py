@@ -1,0 +1,92 @@
+"""A bidirectional transformer over L token positions with a C-way head (time-independent)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import ModelConfig
+from engine.models.embedding import PartialTokenEmbedding, PositionEmbedding
+from engine.prime.codec import Codec
+from engine.prime.schedule import Schedule
+
+
+class Block(nn.Module):
+    """Pre-norm self-attention (scaled_dot_product_attention) and GELU MLP."""
+
+    def __init__(self, d_model: int, n_heads: int, mlp_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model)
+        )
+        self.dropout = dropout
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D)."""
+        B, L, D = h.shape
+        q, k, v = self.qkv(self.norm1(h)).view(B, L, 3, self.n_heads, D // self.n_heads).unbind(2)
+        # (B, heads, L, D/heads)
+        q, k, v = (z.transpose(1, 2) for z in (q, k, v))
+        p = self.dropout if self.training else 0.0
+        att = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, heads, L, D/heads)
+        h = h + F.dropout(self.proj(att.transpose(1, 2).reshape(B, L, D)), p, self.training)
+        return h + F.dropout(self.mlp(self.norm2(h)), p, self.training)
+
+
+class PrimeModel(nn.Module):
+    """Partial-token embedding + transformer + C-way head. ``forward`` returns raw logits.
+
+    The filter (carry-over) is applied by :func:`engine.prime.filter.filtered_log_probs`, which
+    every consumer (sampler, objectives) calls; :meth:`log_probs` is the filtered shortcut.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.codec = Codec.from_config(config)
+        self.schedule = Schedule.from_config(config)
+        D = config.d_model
+        self.embed = PartialTokenEmbedding(self.codec.base, config.ell, D)
+        self.pos = PositionEmbedding(D, config.seq_len, config.height, config.width, config.channels)
+        self.blocks = nn.ModuleList(
+            Block(D, config.n_heads, config.mlp_ratio, config.dropout) for _ in range(config.n_layers)
+        )
+        self.norm = nn.LayerNorm(D)
+        self.head = nn.Linear(D, config.num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for name, p in self.named_parameters():
+            if p.dim() == 2 and "embed" not in name and "pos" not in name:
+                nn.init.normal_(p, std=0.02)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+        # scale residual projections by depth (GPT-2 style)
+        for block in self.blocks:
+            nn.init.normal_(block.proj.weight, std=0.02 / (2 * len(self.blocks)) ** 0.5)
+            nn.init.normal_(block.mlp[2].weight, std=0.02 / (2 * len(self.blocks)) ** 0.5)
+
+    @property
+    def time_conditioned(self) -> bool:
+        """False: the network ignores t, so the sampler may cache across idle steps."""
+        return False
+
+    def forward(self, y_t: torch.Tensor) -> torch.Tensor:
+        """Digits (B, L, ell) int64 -> raw logits (B, L, C)."""
+        L = self.config.seq_length
+        if y_t.dim() != 3 or y_t.shape[1] != L or y_t.shape[2] != self.config.ell:
+            raise ValueError(f"expected digits of shape (B, {L}, {self.config.ell}), got {tuple(y_t.shape)}")
+        h = self.embed(y_t) + self.pos()  # (B, L, D)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h))  # (B, L, C)
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,93 @@
+"""Training objectives and the likelihood bound we report.
+
+Each objective is a plain function of (logits, y_t, x0, t) returning nats per sequence (B,):
+
+- ``valid_bound``: the continuous-time upper bound on -log p(x0) (PRIME.md §4). Per-item Monte
+  Carlo estimate at the given t; its mean over t ~ U(0, 1) bounds the NLL. Report only this.
+- ``masked_digit_ce``: unweighted cross-entropy of the masked digits' marginals (a training loss).
+- ``paper_surrogate``: the paper's objective, scoring masked digits of a token jointly with w(t).
+  It is NOT a likelihood bound (it can fall below the data entropy); a training surrogate only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from engine.prime.codec import Codec
+from engine.prime.filter import digit_log_prob, filtered_log_probs
+from engine.prime.schedule import Schedule
+
+
+def _masked_digit_nll(
+    logits: torch.Tensor, y_t: torch.Tensor, x0: torch.Tensor, codec: Codec
+) -> torch.Tensor:
+    """Sum over masked digits of -log pi^{ij}(y0^{ij} | y_t): (B,)."""
+    logp = filtered_log_probs(logits, y_t, codec)  # (B, L, C)
+    y0 = codec.encode(x0)  # (B, L, ell)
+    total = torch.zeros(logits.shape[0], dtype=torch.float32, device=logits.device)
+    for j in range(codec.ell):
+        masked_j = y_t[..., j] == codec.mask  # (B, L)
+        if not bool(masked_j.any()):
+            continue
+        nll_j = -digit_log_prob(logp, codec, j, y0[..., j])  # (B, L)
+        total = total + torch.where(masked_j, nll_j, torch.zeros_like(nll_j)).sum(-1)
+    return total
+
+
+def valid_bound(
+    logits: torch.Tensor,
+    y_t: torch.Tensor,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    codec: Codec,
+    schedule: Schedule,
+) -> torch.Tensor:
+    """w(t) * sum over masked digits of -log pi(y0 digit | y_t), nats per sequence (B,).
+
+    logits (B, L, C) raw; y_t (B, L, ell) digits; x0 (B, L) clean tokens; t (B,) in (0, 1].
+    """
+    w = schedule.weight(t.float()).to(logits.device)  # (B,)
+    return w * _masked_digit_nll(logits, y_t, x0, codec)
+
+
+def masked_digit_ce(
+    logits: torch.Tensor,
+    y_t: torch.Tensor,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    codec: Codec,
+    schedule: Schedule,
+) -> torch.Tensor:
+    """Unweighted sum over masked digits of -log pi(y0 digit | y_t) (B,). A training loss only."""
+    del t, schedule
+    return _masked_digit_nll(logits, y_t, x0, codec)
+
+
+def paper_surrogate(
+    logits: torch.Tensor,
+    y_t: torch.Tensor,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    codec: Codec,
+    schedule: Schedule,
+) -> torch.Tensor:
+    """The paper's surrogate: w(t) * sum over tokens with a masked digit of -log p(x0 | y_t) (B,).
+
+    Not a likelihood bound: it equals the valid bound minus the masked digits' total correlation.
+    """
+    logp = filtered_log_probs(logits, y_t, codec)  # (B, L, C)
+    nll = -logp.gather(-1, x0.long().unsqueeze(-1)).squeeze(-1)  # (B, L)
+    any_masked = (y_t == codec.mask).any(-1)  # (B, L)
+    w = schedule.weight(t.float()).to(logits.device)
+    return w * torch.where(any_masked, nll, torch.zeros_like(nll)).sum(-1)
+
+
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Codec, Schedule], torch.Tensor]
+
+OBJECTIVES: dict[str, Objective] = {
+    "valid_bound": valid_bound,
+    "masked_ce": masked_digit_ce,
+    "surrogate": paper_surrogate,
+}

@@ -1,0 +1,16 @@
+"""Sampling: the generator-based sampler, its trajectory record and conditioning helpers."""
+
+from engine.sampling.conditioning import high_digits_condition, region_condition, text_condition
+from engine.sampling.sampler import branch, iter_branch, iter_sample, sample
+from engine.sampling.trajectory import Trajectory
+
+__all__ = [
+    "Trajectory",
+    "branch",
+    "high_digits_condition",
+    "iter_branch",
+    "iter_sample",
+    "region_condition",
+    "sample",
+    "text_condition",
+]

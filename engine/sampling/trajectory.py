@@ -1,0 +1,188 @@
+"""The denoising history of a batch of samples in O(sub-tokens) memory.
+
+Without a corrector every digit goes from the mask to its final value exactly once, so the whole
+history is the value each digit took and the step at which it was revealed. With a corrector,
+later changes are recorded as (step, index, value) events. Any step is rebuilt in O(N).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.prime.codec import Codec
+
+NOT_REVEALED = torch.iinfo(torch.int32).max
+
+
+class Trajectory:
+    """Record of one sampling run (N samples, T steps, L tokens of ell digits).
+
+    Attributes: times (T+1,) float64 from 1 to 0; initial (N, L, ell) state at step 0;
+    fixed (N, L, ell) conditioned digits; revealed (T, N) digits first revealed per step;
+    idle (T, N) steps where nothing changed; called (T, N) network calls per step;
+    steps_done: how many steps were taken (< T after a cancel).
+    """
+
+    def __init__(
+        self,
+        codec: Codec,
+        times: torch.Tensor,
+        initial: torch.Tensor,
+        fixed: torch.Tensor,
+        record_predictions: bool = False,
+    ) -> None:
+        n, length, ell = initial.shape
+        self.codec = codec
+        self.times = times.clone()
+        self.steps = int(times.numel() - 1)
+        self.initial = initial.clone()
+        self.fixed = fixed.clone()
+        self.first_value = initial.clone()  # (N, L, ell) value at first reveal
+        visible = initial != codec.mask
+        self.reveal_step = torch.where(
+            visible,
+            torch.zeros_like(initial, dtype=torch.int32),
+            torch.full_like(initial, NOT_REVEALED, dtype=torch.int32),
+        )
+        self.events: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # (step, flat index (E,), value (E,))
+        self.revealed = torch.zeros(self.steps, n, dtype=torch.int32)
+        self.idle = torch.zeros(self.steps, n, dtype=torch.bool)
+        self.called = torch.zeros(self.steps, n, dtype=torch.int16)
+        self.predictions: torch.Tensor | None = (
+            torch.full((self.steps, n, length), -1, dtype=torch.int32) if record_predictions else None
+        )
+        self.steps_done = 0
+
+    @property
+    def num_samples(self) -> int:
+        """N."""
+        return int(self.initial.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(N, L, ell)."""
+        n, length, ell = self.initial.shape
+        return int(n), int(length), int(ell)
+
+    # -- recording -------------------------------------------------------------------------------
+
+    def record_step(
+        self,
+        step: int,
+        newly_revealed: torch.Tensor,
+        values: torch.Tensor,
+        called: torch.Tensor,
+        changed: torch.Tensor,
+        prediction: torch.Tensor | None,
+    ) -> None:
+        """Record step ``step`` (1..T): first reveals (N, L, ell) with their values, network calls (N,),
+        samples that changed at all (N,), and optionally the prediction made at this step (N, L)."""
+        assert step == self.steps_done + 1, "steps must be recorded in order"
+        newly_revealed = newly_revealed.cpu()
+        self.reveal_step[newly_revealed] = step
+        self.first_value[newly_revealed] = values.cpu()[newly_revealed]
+        self.revealed[step - 1] = newly_revealed.flatten(1).sum(-1).to(torch.int32)
+        self.called[step - 1] = called.cpu().to(torch.int16)
+        self.idle[step - 1] = ~changed.cpu()
+        if prediction is not None and self.predictions is not None:
+            self.predictions[step - 1] = prediction.cpu().to(torch.int32)
+        self.steps_done = step
+
+    def record_changes(self, step: int, mask: torch.Tensor, values: torch.Tensor) -> None:
+        """Record later changes of already revealed digits (corrector) at ``step``: mask (N, L, ell)."""
+        mask = mask.cpu()
+        if bool(mask.any()):
+            flat = mask.flatten().nonzero().squeeze(-1)
+            self.events.append((step, flat, values.cpu().flatten()[flat].clone()))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def state_at(self, step: int) -> torch.Tensor:
+        """Digits (N, L, ell) after ``step`` steps (0 = start); the mask symbol is codec.mask."""
+        if not 0 <= step <= self.steps_done:
+            raise ValueError(f"step must be in 0..{self.steps_done}, got {step}")
+        y = torch.where(
+            self.reveal_step <= step, self.first_value, torch.full_like(self.first_value, self.codec.mask)
+        )
+        if self.events:
+            flat = y.flatten()
+            for ev_step, index, value in self.events:
+                if ev_step > step:
+                    break
+                flat[index] = value
+            y = flat.view_as(y)
+        return y.long()
+
+    def tokens_at(self, step: int) -> torch.Tensor:
+        """Tokens (N, L) after ``step`` steps; -1 where a token still has a masked digit."""
+        return self.codec.decode(self.state_at(step))
+
+    def prediction_at(self, step: int) -> torch.Tensor | None:
+        """The model's predicted clean tokens (N, L) looking at the state after ``step`` steps.
+
+        None when predictions were not recorded. At the final step this is the sample itself.
+        """
+        if self.predictions is None:
+            return None
+        if not 0 <= step <= self.steps_done:
+            raise ValueError(f"step must be in 0..{self.steps_done}, got {step}")
+        if step == self.steps:
+            return self.tokens_at(step).to(torch.int32)
+        if step == self.steps_done:  # cancelled: no prediction was made from this state yet
+            return None
+        return self.predictions[step].clone()
+
+    def nfe(self) -> list[int]:
+        """Network calls per sample so far."""
+        return [int(v) for v in self.called[: self.steps_done].sum(0, dtype=torch.int64)]
+
+    def idle_steps(self) -> list[int]:
+        """Idle steps per sample so far."""
+        return [int(v) for v in self.idle[: self.steps_done].sum(0)]
+
+    def nbytes(self) -> int:
+        """Memory held by the record, in bytes (independent of T but for the (T, N) counters)."""
+        tensors = [
+            self.times,
+            self.initial,
+            self.fixed,
+            self.first_value,
+            self.reveal_step,
+            self.revealed,
+            self.idle,
+            self.called,
+        ]
+        if self.predictions is not None:
+            tensors.append(self.predictions)
+        total = sum(t.numel() * t.element_size() for t in tensors)
+        total += sum(i.numel() * i.element_size() + v.numel() * v.element_size() for _, i, v in self.events)
+        return int(total)
+
+    def compact(self) -> Trajectory:
+        """Store digits in the smallest integer dtype (int16/uint8), for keeping many in a history."""
+        small = torch.uint8 if self.codec.mask < 256 else torch.int32
+        self.initial = self.initial.to(small)
+        self.first_value = self.first_value.to(small)
+        self.events = [(s, i, v.to(small)) for s, i, v in self.events]
+        return self
+
+    # -- branching -------------------------------------------------------------------------------
+
+    def truncated(self, step: int, record_predictions: bool) -> Trajectory:
+        """A copy holding steps 0..``step`` only, ready for sampling to continue after ``step``."""
+        if not 0 <= step <= self.steps_done:
+            raise ValueError(f"branch step must be in 0..{self.steps_done}, got {step}")
+        child = Trajectory(self.codec, self.times, self.initial.long(), self.fixed, record_predictions)
+        keep = self.reveal_step <= step
+        child.reveal_step = torch.where(
+            keep, self.reveal_step, torch.full_like(self.reveal_step, NOT_REVEALED)
+        )
+        child.first_value = torch.where(keep, self.first_value.long(), child.first_value)
+        child.events = [(s, i, v.long()) for s, i, v in self.events if s <= step]
+        child.revealed[:step] = self.revealed[:step]
+        child.idle[:step] = self.idle[:step]
+        child.called[:step] = self.called[:step]
+        if child.predictions is not None and self.predictions is not None:
+            child.predictions[:step] = self.predictions[:step]
+        child.steps_done = step
+        return child
