@@ -1,0 +1,29 @@
+"""Data sets for training and evaluation: image folders, text files, in-memory arrays.
+
+Everything is decoded once into a :class:`TokenData` (tokens (N, L) plus a deterministic
+train/validation split by source file); :func:`preflight` reports what a path holds before any
+training.
+"""
+
+from engine.data.dataset import TokenData, array_dataset, split_indices
+from engine.data.files import IMAGE_EXTENSIONS, TEXT_EXTENSIONS, DataError, Skipped
+from engine.data.images import quantise
+from engine.data.preflight import DataOptions, PreflightReport, load_data, preflight
+from engine.data.text import PAD_BYTE, TEXT_MODES
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "PAD_BYTE",
+    "TEXT_EXTENSIONS",
+    "TEXT_MODES",
+    "DataError",
+    "DataOptions",
+    "PreflightReport",
+    "Skipped",
+    "TokenData",
+    "array_dataset",
+    "load_data",
+    "preflight",
+    "quantise",
+    "split_indices",
+]

@@ -1,0 +1,58 @@
+r"""Byte-level text: documents (files) -> fixed-length sequences of byte tokens (C = 256).
+
+Every byte is a token, so any file, valid UTF-8 or not, round-trips losslessly.
+
+Two ways to cut documents into sequences of ``seq_len`` bytes (``text_mode``):
+
+- ``"pad"`` (default): every sequence starts at a document start or a multiple of ``seq_len``
+  into it, so a sequence never spans two documents; a document's short tail is padded with
+  newline bytes (``b"\\n"``, 0x0A). Newline is chosen because it is valid UTF-8 that renders as
+  blank lines, is already the most common "end of text" byte in .txt/.md files, and keeps every
+  generated sample decodable; a zero byte would show as garbage. The model therefore learns that
+  text may end in a run of blank lines.
+- ``"pack"``: documents are joined with a blank line (``b"\\n\\n"``) between them and the stream is
+  cut every ``seq_len`` bytes; the last partial sequence is padded with newlines. No padding is
+  wasted on short documents, but sequences can start mid-document and span two documents. Use
+  it for folders of many short files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TEXT_MODES = ("pad", "pack")
+PAD_BYTE = 0x0A  # b"\n"
+SEPARATOR = b"\n\n"
+
+
+def chunk_document(data: bytes, seq_len: int) -> np.ndarray:
+    """One document -> (ceil(len / seq_len), seq_len) uint8, the tail padded with newlines."""
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    n = -(-len(data) // seq_len)
+    buf = np.full(n * seq_len, PAD_BYTE, dtype=np.uint8)
+    buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return buf.reshape(n, seq_len)  # (n, seq_len)
+
+
+def pack_documents(docs: list[bytes], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Join documents with a blank line and cut: ((n, seq_len) uint8, (n,) index of each row's first doc)."""
+    stream = SEPARATOR.join(docs)
+    rows = chunk_document(stream, seq_len)
+    starts = np.cumsum([0] + [len(d) + len(SEPARATOR) for d in docs[:-1]])  # byte offset of each doc
+    first_doc = np.searchsorted(starts, np.arange(len(rows)) * seq_len, side="right") - 1
+    return rows, first_doc.astype(np.int64)
+
+
+def is_valid_utf8(data: bytes) -> bool:
+    """True when ``data`` decodes as UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def tokens_to_str(tokens: np.ndarray) -> str:
+    """Preview text of byte tokens (invalid UTF-8 shown as U+FFFD; the tokens keep the bytes)."""
+    return bytes(np.asarray(tokens, dtype=np.uint8).tolist()).decode("utf-8", errors="replace")
