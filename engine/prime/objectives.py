@@ -49,7 +49,8 @@ def valid_bound(
     logits (B, L, C) raw; y_t (B, L, ell) digits; x0 (B, L) clean tokens; t (B,) in (0, 1].
     """
     w = schedule.weight(t.float()).to(logits.device)  # (B,)
-    return w * _masked_digit_nll(logits, y_t, x0, codec)
+    nll = _masked_digit_nll(logits, y_t, x0, codec)
+    return torch.where(nll > 0, w * nll, torch.zeros_like(nll))  # no inf * 0 when nothing is masked
 
 
 def masked_digit_ce(
@@ -81,7 +82,8 @@ def paper_surrogate(
     nll = -logp.gather(-1, x0.long().unsqueeze(-1)).squeeze(-1)  # (B, L)
     any_masked = (y_t == codec.mask).any(-1)  # (B, L)
     w = schedule.weight(t.float()).to(logits.device)
-    return w * torch.where(any_masked, nll, torch.zeros_like(nll)).sum(-1)
+    total = torch.where(any_masked, nll, torch.zeros_like(nll)).sum(-1)
+    return torch.where(total > 0, w * total, torch.zeros_like(total))
 
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Codec, Schedule], torch.Tensor]

@@ -45,8 +45,18 @@ class Schedule:
         return -0.5 * math.pi * torch.sin(0.5 * math.pi * t)
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
-        """w(t) = -alpha'(t) / (1 - alpha(t)); infinite at t = 0, callers keep t > 0."""
-        return -self.alpha_prime(t) / (1.0 - self.alpha(t))
+        """w(t) = -alpha'(t) / (1 - alpha(t)), computed in float64 with stable forms of 1 - alpha.
+
+        Infinite at t = 0; callers keep t > 0. Returned in t's dtype.
+        """
+        t64 = t.to(torch.float64)
+        if self.name == "linear":
+            one_minus_alpha = t64
+        elif self.name == "polynomial":
+            one_minus_alpha = -torch.expm1(self.power * torch.log1p(-t64))
+        else:
+            one_minus_alpha = 2.0 * torch.sin(0.25 * math.pi * t64) ** 2
+        return (-self.alpha_prime(t64) / one_minus_alpha).to(t.dtype)
 
     def reveal_probability(self, t: float, s: float) -> float:
         """Posterior probability r that a masked digit at time t is revealed by time s < t."""

@@ -11,8 +11,6 @@ import torch
 
 from engine.prime.codec import Codec
 
-NOT_REVEALED = torch.iinfo(torch.int32).max
-
 
 class Trajectory:
     """Record of one sampling run (N samples, T steps, L tokens of ell digits).
@@ -35,14 +33,18 @@ class Trajectory:
         self.codec = codec
         self.times = times.clone()
         self.steps = int(times.numel() - 1)
-        self.initial = initial.clone()
+        # compact storage: digits in uint8 where they fit, reveal steps in int16 where they fit
+        self.digit_dtype = torch.uint8 if codec.mask < 256 else torch.int32
+        self.step_dtype = torch.int16 if self.steps < torch.iinfo(torch.int16).max else torch.int32
+        self.not_revealed = torch.iinfo(self.step_dtype).max
+        self.initial = initial.to(self.digit_dtype).clone()
         self.fixed = fixed.clone()
-        self.first_value = initial.clone()  # (N, L, ell) value at first reveal
+        self.first_value = self.initial.clone()  # (N, L, ell) value at first reveal
         visible = initial != codec.mask
         self.reveal_step = torch.where(
             visible,
-            torch.zeros_like(initial, dtype=torch.int32),
-            torch.full_like(initial, NOT_REVEALED, dtype=torch.int32),
+            torch.zeros(initial.shape, dtype=self.step_dtype),
+            torch.full(initial.shape, self.not_revealed, dtype=self.step_dtype),
         )
         self.events: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # (step, flat index (E,), value (E,))
         self.revealed = torch.zeros(self.steps, n, dtype=torch.int32)
@@ -80,7 +82,7 @@ class Trajectory:
         assert step == self.steps_done + 1, "steps must be recorded in order"
         newly_revealed = newly_revealed.cpu()
         self.reveal_step[newly_revealed] = step
-        self.first_value[newly_revealed] = values.cpu()[newly_revealed]
+        self.first_value[newly_revealed] = values.cpu()[newly_revealed].to(self.digit_dtype)
         self.revealed[step - 1] = newly_revealed.flatten(1).sum(-1).to(torch.int32)
         self.called[step - 1] = called.cpu().to(torch.int16)
         self.idle[step - 1] = ~changed.cpu()
@@ -93,7 +95,7 @@ class Trajectory:
         mask = mask.cpu()
         if bool(mask.any()):
             flat = mask.flatten().nonzero().squeeze(-1)
-            self.events.append((step, flat, values.cpu().flatten()[flat].clone()))
+            self.events.append((step, flat, values.cpu().flatten()[flat].to(self.digit_dtype)))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -140,31 +142,18 @@ class Trajectory:
         """Idle steps per sample so far."""
         return [int(v) for v in self.idle[: self.steps_done].sum(0)]
 
-    def nbytes(self) -> int:
-        """Memory held by the record, in bytes (independent of T but for the (T, N) counters)."""
-        tensors = [
-            self.times,
-            self.initial,
-            self.fixed,
-            self.first_value,
-            self.reveal_step,
-            self.revealed,
-            self.idle,
-            self.called,
-        ]
-        if self.predictions is not None:
-            tensors.append(self.predictions)
+    def nbytes(self, per_step: bool = True) -> int:
+        """Memory held by the record in bytes. The digit record (values, reveal steps, fixed mask,
+        corrector events) does not grow with T; ``per_step`` adds the (T, N) counters, the time grid
+        and recorded predictions, which do."""
+        tensors = [self.initial, self.fixed, self.first_value, self.reveal_step]
+        if per_step:
+            tensors += [self.times, self.revealed, self.idle, self.called]
+            if self.predictions is not None:
+                tensors.append(self.predictions)
         total = sum(t.numel() * t.element_size() for t in tensors)
         total += sum(i.numel() * i.element_size() + v.numel() * v.element_size() for _, i, v in self.events)
         return int(total)
-
-    def compact(self) -> Trajectory:
-        """Store digits in the smallest integer dtype (int16/uint8), for keeping many in a history."""
-        small = torch.uint8 if self.codec.mask < 256 else torch.int32
-        self.initial = self.initial.to(small)
-        self.first_value = self.first_value.to(small)
-        self.events = [(s, i, v.to(small)) for s, i, v in self.events]
-        return self
 
     # -- branching -------------------------------------------------------------------------------
 
@@ -175,10 +164,10 @@ class Trajectory:
         child = Trajectory(self.codec, self.times, self.initial.long(), self.fixed, record_predictions)
         keep = self.reveal_step <= step
         child.reveal_step = torch.where(
-            keep, self.reveal_step, torch.full_like(self.reveal_step, NOT_REVEALED)
+            keep, self.reveal_step, torch.full_like(self.reveal_step, child.not_revealed)
         )
-        child.first_value = torch.where(keep, self.first_value.long(), child.first_value)
-        child.events = [(s, i, v.long()) for s, i, v in self.events if s <= step]
+        child.first_value = torch.where(keep, self.first_value, child.first_value)
+        child.events = [(s, i, v) for s, i, v in self.events if s <= step]
         child.revealed[:step] = self.revealed[:step]
         child.idle[:step] = self.idle[:step]
         child.called[:step] = self.called[:step]
