@@ -1,0 +1,29 @@
+"""Training and evaluation: ``iter_train`` (the generator), ``train``, ``evaluate``.
+
+See :mod:`engine.training.loop` for the step, :mod:`engine.training.checkpoint` for the resumable
+checkpoint format and :mod:`engine.training.distributed` for multi-process (torchrun) runs.
+"""
+
+from engine.training.checkpoint import CheckpointError, checkpoint_path_for, model_path_for
+from engine.training.config import LR_SCHEDULES, TRAIN_OBJECTIVES, TrainConfig
+from engine.training.evaluate import evaluate
+from engine.training.events import EVENT_KINDS, EvalResult, TrainEvent, TrainingError, TrainSummary
+from engine.training.loop import iter_train, learning_rate, train
+
+__all__ = [
+    "EVENT_KINDS",
+    "LR_SCHEDULES",
+    "TRAIN_OBJECTIVES",
+    "CheckpointError",
+    "EvalResult",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainSummary",
+    "TrainingError",
+    "checkpoint_path_for",
+    "evaluate",
+    "iter_train",
+    "learning_rate",
+    "model_path_for",
+    "train",
+]

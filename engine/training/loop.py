@@ -1,0 +1,519 @@
+"""The trainer as a generator: ``iter_train`` yields TrainEvents and returns a TrainSummary.
+
+One step: for each of ``grad_accum`` micro-batches take the next items of a seeded per-epoch
+permutation of the training items, encode them to digits, draw t stratified over the batch and
+y_t ~ q(y_t | y_0), and back-propagate the chosen objective in nats per token; then clip, step
+AdamW with warm-up and constant/cosine learning rate, and update the EMA weights. The noise of
+step k comes from a generator seeded by (seed, k, micro-batch, rank) and the data order from
+(seed, epoch), so a resumed run sees exactly the items and noise an uninterrupted run would.
+
+The default objective is ``masked_ce`` (unweighted cross-entropy over masked digits): PRIME.md §4
+reports it learning much faster than the 1/t-weighted bound, and the 1/t weight makes the bound's
+gradients noisy at small t. Whatever is trained, validation reports the valid bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from engine.api import CancelToken, SampleRequest
+from engine.data import TokenData
+from engine.device import autocast
+from engine.models import PrimeModel
+from engine.prime import OBJECTIVES, add_noise, stratified_times
+from engine.training import distributed as D
+from engine.training.checkpoint import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    check_weights,
+    config_digest,
+    flatten_optimizer,
+    read_checkpoint,
+    restore_rng,
+    rng_tensors,
+    unflatten_optimizer,
+    weights_digest,
+    write_verified,
+)
+from engine.training.config import ORDER_KEYS, TrainConfig
+from engine.training.evaluate import evaluate
+from engine.training.events import TrainEvent, TrainingError, TrainSummary
+from engine.training.setup import (
+    DataSource,
+    ModelSource,
+    hardware,
+    resolve_data,
+    resolve_model,
+    resolve_paths,
+)
+
+_MIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93)
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (deterministic, well spread)."""
+    h = 0
+    for i, p in enumerate(parts):
+        h = (h ^ (int(p) + _MIX[i % 4])) * _MIX[(i + 1) % 4] % 2**64
+        h ^= h >> 31
+    return h % 2**63
+
+
+class DataOrder:
+    """Item order: epoch e is a permutation of the training items seeded by (seed, e)."""
+
+    def __init__(self, index: np.ndarray, seed: int) -> None:
+        self.index = index
+        self.seed = seed
+        self._epoch = -1
+        self._perm = np.zeros(0, dtype=np.int64)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 7))
+            self._perm = self.index[torch.randperm(len(self.index), generator=g).numpy()]
+            self._epoch = epoch
+        return self._perm
+
+    def take(self, position: int, count: int) -> np.ndarray:
+        """Items at global positions position .. position + count - 1 (crossing epochs)."""
+        n = len(self.index)
+        out = []
+        while count > 0:
+            epoch, offset = divmod(position, n)
+            k = min(count, n - offset)
+            out.append(self._permutation(epoch)[offset : offset + k])
+            position += k
+            count -= k
+        return np.concatenate(out)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """LR for optimiser step ``step`` (1-based): linear warm-up, then constant or cosine."""
+    if cfg.warmup and step <= cfg.warmup:
+        return cfg.lr * step / cfg.warmup
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    span = max(1, cfg.steps - cfg.warmup)
+    progress = min(1.0, (step - cfg.warmup) / span)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _optimizer(model: PrimeModel, cfg: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n and "pos" not in n]
+    ids = {id(p) for p in decay}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def iter_train(
+    model: ModelSource,
+    train_config: TrainConfig,
+    data: DataSource,
+    out_path: str | os.PathLike,
+    cancel: CancelToken | None = None,
+    resume: bool = False,
+    *,
+    overwrite: bool = False,
+) -> Generator[TrainEvent, None, TrainSummary]:
+    """Train a new model (``model`` is a ModelConfig) or fine-tune one (a model file or PrimeModel).
+
+    ``data`` is a path (an image folder, a text file or folder; preprocessed for the model's
+    config), a :class:`TokenData` or a :class:`PreflightReport`. ``out_path`` names the model file
+    written at the end (``.safetensors`` appended if missing); the resumable checkpoint is
+    ``NAME.ckpt.safetensors`` beside it. ``resume`` continues that checkpoint (same data, model
+    and batch settings, else refused). ``overwrite`` allows replacing an existing model file.
+    A cancel (``cancel.cancel()``) stops after the current step, writes a checkpoint and returns
+    a summary with ``cancelled=True``. Under ``torchrun`` (WORLD_SIZE > 1) the same call runs
+    DDP; only rank 0 evaluates and writes.
+    """
+    info, device = D.setup(train_config.device)
+    try:
+        trainer = _Trainer(model, train_config, data, out_path, cancel, resume, overwrite, info, device)
+        return (yield from trainer.run())
+    finally:
+        D.teardown(info)
+
+
+def train(*args: Any, **kwargs: Any) -> TrainSummary:
+    """Drain :func:`iter_train` (same arguments) and return its summary."""
+    gen = iter_train(*args, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+class _Trainer:
+    def __init__(
+        self,
+        source: ModelSource,
+        cfg: TrainConfig,
+        data: DataSource,
+        out: str | os.PathLike,
+        cancel: CancelToken | None,
+        resume: bool,
+        overwrite: bool,
+        info: D.DistInfo,
+        device: torch.device,
+    ) -> None:
+        self.cfg, self.cancel, self.info, self.device = cfg, cancel, info, device
+        if cfg.batch_size % info.world:
+            raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {info.world} ranks")
+        self.model_path, self.ckpt_path = resolve_paths(out, resume, overwrite, info.main)
+        net, self.parent = resolve_model(source)
+        self.mcfg = net.config
+        self.data: TokenData = resolve_data(data, self.mcfg, cfg, self.parent)
+        torch.manual_seed(mix_seed(cfg.seed, info.rank, 11))  # dropout; restored on resume
+        self.net = net.to(device).train()
+        self.ema = None
+        if cfg.ema > 0:
+            self.ema = PrimeModel(self.mcfg).to(device).eval()
+            self.ema.load_state_dict(self.net.state_dict())
+            self.ema.requires_grad_(False)
+        self.opt = _optimizer(self.net, cfg)
+        self.step, self.wall_before, self.t0 = 0, 0.0, time.perf_counter()
+        self.init_digest = weights_digest(self.net.state_dict())
+        if resume:
+            self._load_checkpoint()
+        self.step_at_start = self.step
+        self.ddp = (
+            DistributedDataParallel(self.net, device_ids=[device.index] if device.type == "cuda" else None)
+            if info.world > 1
+            else None
+        )
+        self.order = DataOrder(self.data.train_index, cfg.seed)
+        self.objective = OBJECTIVES[cfg.objective]
+        self.gen = torch.Generator()
+        self.tokens_per_step = cfg.batch_size * cfg.grad_accum * self.mcfg.seq_length
+        self.last_ckpt_step = self.step if resume else -1
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _meta(self) -> dict[str, str]:
+        state = {
+            "step": self.step,
+            "samples_seen": self.step * self.cfg.batch_size * self.cfg.grad_accum,
+            "data_order": {"seed": self.cfg.seed, "train_items": len(self.data.train_index)},
+            "wall_s": self.wall_before + (time.perf_counter() - self.t0),
+            "init_digest": self.init_digest,
+            "world_size": self.info.world,
+        }
+        data = {**self.data.summary_dict(), "fingerprint": self.data.fingerprint}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "state": json.dumps(state),
+            "model_config": json.dumps(self.mcfg.to_dict(), sort_keys=True),
+            "model_digest": json.dumps(config_digest(self.mcfg.to_dict())),
+            "train_config": json.dumps(self.cfg.to_dict()),
+            "data": json.dumps(data),
+            "parent": json.dumps(self.parent),
+        }
+
+    def _save_checkpoint(self) -> str:
+        tensors = {f"model/{k}": v for k, v in self.net.state_dict().items()}
+        if self.ema is not None:
+            tensors.update({f"ema/{k}": v for k, v in self.ema.state_dict().items()})
+        opt_tensors, opt_meta = flatten_optimizer(self.opt.state_dict())
+        tensors.update(opt_tensors)
+        tensors.update(rng_tensors())
+        meta = self._meta()
+        meta["optim"] = json.dumps(opt_meta)
+        expected = self.net.state_dict()
+
+        def verify(back: dict[str, torch.Tensor]) -> None:
+            check_weights(back, "model/", expected, self.init_digest, str(self.ckpt_path))
+
+        write_verified(self.ckpt_path, tensors, meta, verify)
+        self.last_ckpt_step = self.step
+        return str(self.ckpt_path)
+
+    def _load_checkpoint(self) -> None:
+        tensors, meta = read_checkpoint(self.ckpt_path)
+        where = str(self.ckpt_path)
+        if meta["model_digest"] != config_digest(self.mcfg.to_dict()):
+            was, now = meta["model_config"], self.mcfg.to_dict()
+            diff = [
+                f"{k} {was.get(k)} -> {now.get(k)}"
+                for k in sorted(set(was) | set(now))
+                if was.get(k) != now.get(k)
+            ]
+            raise CheckpointError(
+                f"cannot resume {where}: it was made for a different model ({'; '.join(diff)})"
+            )
+        old_fp = meta["data"].get("fingerprint")
+        if old_fp != self.data.fingerprint:
+            raise CheckpointError(
+                f"cannot resume {where}: it was trained on different data (fingerprint {old_fp}, now "
+                f"{self.data.fingerprint}: files, preprocessing or the split changed); resume with the "
+                "original data or start a new run with another --out"
+            )
+        old_cfg = meta["train_config"]
+        changed = [
+            f"{k} {old_cfg.get(k)} -> {getattr(self.cfg, k)}"
+            for k in ORDER_KEYS
+            if old_cfg.get(k) != getattr(self.cfg, k)
+        ]
+        if changed:
+            raise CheckpointError(
+                f"cannot resume {where}: settings that fix the data order changed ({'; '.join(changed)})"
+            )
+        self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+        if self.ema is not None:
+            ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
+            self.ema.load_state_dict(ema_state if ema_state else self.net.state_dict())
+        self.opt.load_state_dict(unflatten_optimizer(tensors, meta["optim"]))
+        restore_rng(tensors)
+        state = meta["state"]
+        self.step, self.wall_before = int(state["step"]), float(state["wall_s"])
+        self.init_digest = state["init_digest"]
+        self.resumed_from = self.step
+
+    # ------------------------------------------------------------------ one step
+
+    def _train_step(self) -> tuple[float, float]:
+        cfg, codec, schedule = self.cfg, self.net.codec, self.net.schedule
+        module = self.ddp if self.ddp is not None else self.net
+        b = cfg.batch_size // self.info.world
+        lr = learning_rate(cfg, self.step + 1)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            position = (self.step * cfg.grad_accum + micro) * cfg.batch_size + self.info.rank * b
+            x0 = self.data.batch(self.order.take(position, b)).to(self.device)  # (b, L)
+            self.gen.manual_seed(mix_seed(cfg.seed, self.step, micro, self.info.rank))
+            t = stratified_times(b, self.gen)  # (b,)
+            y_t = add_noise(codec.encode(x0), t, schedule, codec, self.gen)  # (b, L, ell)
+            sync = micro == cfg.grad_accum - 1 or self.ddp is None
+            ctx = self.ddp.no_sync() if not sync else contextlib.nullcontext()
+            with ctx:
+                with autocast(self.device, cfg.bf16):
+                    logits = module(y_t)  # (b, L, C)
+                loss = self.objective(logits.float(), y_t, x0, t.to(self.device), codec, schedule).mean()
+                loss = loss / self.mcfg.seq_length
+                (loss / cfg.grad_accum).backward()
+            total += float(loss.detach()) / cfg.grad_accum
+        if not math.isfinite(total):
+            raise TrainingError(
+                f"the loss became {total} at step {self.step + 1}; lower the learning rate (--lr) "
+                f"from {cfg.lr} or keep gradient clipping on"
+            )
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        norm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm))
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        if self.ema is not None:
+            decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
+            with torch.no_grad():
+                for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
+                    e.lerp_(p, 1.0 - decay)
+                for e, p in zip(self.ema.buffers(), self.net.buffers(), strict=True):
+                    e.copy_(p)
+        return total, norm
+
+    # ------------------------------------------------------------------ the run
+
+    def _final_model(self) -> PrimeModel:
+        return self.ema if self.ema is not None else self.net
+
+    def _evaluate(self):
+        return evaluate(
+            self._final_model(),
+            self.data,
+            batch_size=self.cfg.batch_size,
+            max_items=self.cfg.eval_batches * self.cfg.batch_size,
+            seed=self.cfg.seed,
+            bf16=self.cfg.bf16,
+            weights="ema" if self.ema is not None else "model",
+        )
+
+    def _preview(self) -> torch.Tensor:
+        from engine.sampling import sample
+
+        model = self._final_model()
+        was = model.training
+        request = SampleRequest(
+            num_samples=self.cfg.preview_samples, steps=self.cfg.preview_steps, seed=self.cfg.seed
+        )
+        try:
+            return sample(model, request).tokens.cpu()
+        finally:
+            model.train(was)
+
+    def _event(self, kind: str, **kw: Any) -> TrainEvent:
+        return TrainEvent(kind=kind, step=self.step, steps=self.cfg.steps, objective=self.cfg.objective, **kw)
+
+    def run(self) -> Generator[TrainEvent, None, TrainSummary]:
+        cfg, main = self.cfg, self.info.main
+        self.t0 = time.perf_counter()
+        start_info = {
+            "model_parameters": self.net.num_parameters(),
+            "data": self.data.summary_dict(),
+            "device": str(self.device),
+            "world_size": self.info.world,
+            "rank": self.info.rank,
+            "resumed_from": self.step if self.step_at_start else None,
+            "model_path": str(self.model_path),
+            "checkpoint_path": str(self.ckpt_path),
+            "parent": self.parent,
+            "train_config": cfg.to_dict(),
+        }
+        yield self._event("start", info=start_info, message=f"training on {self.device}")
+        recent: deque[tuple[float, int]] = deque(maxlen=20)
+        recent.append((time.perf_counter(), self.step))
+        cancelled = False
+        while self.step < cfg.steps:
+            if D.any_true(self.cancel is not None and self.cancel.cancelled, self.info, self.device):
+                cancelled = True
+                break
+            loss, norm = self._train_step()
+            now = time.perf_counter()
+            recent.append((now, self.step))
+            (t_a, s_a), (t_b, s_b) = recent[0], recent[-1]
+            tps = self.tokens_per_step * (s_b - s_a) / max(t_b - t_a, 1e-9)
+            done_here = self.step - self.step_at_start
+            eta = (now - self.t0) / done_here * (cfg.steps - self.step)
+            yield self._event(
+                "step",
+                loss=loss,
+                lr=self.opt.param_groups[0]["lr"],
+                grad_norm=norm,
+                tokens_per_s=tps,
+                elapsed_s=self.wall_before + now - self.t0,
+                eta_s=eta,
+            )
+            last = self.step == cfg.steps
+            if main and cfg.eval_every and self.step % cfg.eval_every == 0 and not last:
+                yield self._event("eval", eval=self._evaluate())
+            if main and cfg.preview_every and self.step % cfg.preview_every == 0:
+                yield self._event("preview", preview=self._preview())
+            if main and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and not last:
+                yield self._event("checkpoint", checkpoint=self._save_checkpoint())
+        if cancelled:
+            return (yield from self._finish_cancelled())
+        return (yield from self._finish())
+
+    def _summary(self, cancelled: bool, model_path: str | None, final_eval=None, card=None) -> TrainSummary:
+        ckpt = str(self.ckpt_path) if self.ckpt_path.exists() and self.info.main else None
+        return TrainSummary(
+            steps_done=self.step,
+            steps=self.cfg.steps,
+            cancelled=cancelled,
+            model_path=model_path,
+            checkpoint_path=ckpt,
+            final_eval=final_eval,
+            wall_s=self.wall_before + time.perf_counter() - self.t0,
+            tokens_seen=self.step * self.tokens_per_step,
+            card=card or {},
+            model=self._final_model(),
+        )
+
+    def _finish_cancelled(self) -> Generator[TrainEvent, None, TrainSummary]:
+        if self.info.main and self.step > self.step_at_start and self.last_ckpt_step != self.step:
+            yield self._event("checkpoint", checkpoint=self._save_checkpoint())
+        message = (
+            f"cancelled at step {self.step}; resume with --resume from {self.ckpt_path}"
+            if self.info.main and self.ckpt_path.exists()
+            else "cancelled before the first step; nothing saved"
+        )
+        yield self._event("cancelled", message=message)
+        D.barrier(self.info)
+        return self._summary(True, None)
+
+    def _finish(self) -> Generator[TrainEvent, None, TrainSummary]:
+        D.check_identical(self.net, self.info, self.device)
+        final_eval, card, model_path = None, {}, None
+        if self.info.main:
+            final_eval = self._evaluate()
+            yield self._event("eval", eval=final_eval)
+            if self.last_ckpt_step != self.step:
+                yield self._event("checkpoint", checkpoint=self._save_checkpoint())
+            card = self._card(final_eval)
+            model_path = str(
+                save_verified_model(self.model_path, self._final_model(), card, self.init_digest)
+            )
+            yield self._event(
+                "done",
+                eval=final_eval,
+                checkpoint=model_path,
+                message=f"saved {model_path}; {final_eval.line()}",
+            )
+        D.barrier(self.info)
+        return self._summary(False, model_path, final_eval, card)
+
+    def _card(self, final_eval) -> dict[str, Any]:
+        cfg = self.cfg
+        wall = self.wall_before + time.perf_counter() - self.t0
+        return {
+            "name": self.model_path.name[: -len(".safetensors")],
+            "data": self.data.summary_dict(),
+            "preprocessing": {
+                "modality": self.mcfg.modality,
+                "fit": cfg.fit if self.mcfg.modality == "image" else None,
+                "text_mode": cfg.text_mode if self.mcfg.modality == "text" else None,
+                "geometry": {
+                    "height": self.mcfg.height,
+                    "width": self.mcfg.width,
+                    "channels": self.mcfg.channels,
+                    "seq_len": self.mcfg.seq_length,
+                    "levels": self.mcfg.num_classes,
+                },
+            },
+            "training": {
+                "steps": self.step,
+                "batch_size": cfg.batch_size,
+                "grad_accum": cfg.grad_accum,
+                "objective": cfg.objective,
+                "objective_note": "training loss only; the reported metric is the valid bound",
+                "lr": cfg.lr,
+                "lr_schedule": cfg.lr_schedule,
+                "ema": cfg.ema,
+                "weights": "ema" if self.ema is not None else "final",
+                "tokens_seen": self.step * self.tokens_per_step,
+                "wall_time_s": round(wall, 2),
+                "hardware": hardware(self.device, self.info.world),
+                "config": cfg.to_dict(),
+            },
+            "metrics": {"valid_bound": final_eval.to_dict()},
+            "parent": self.parent,
+        }
+
+
+def save_verified_model(path: Path, model: PrimeModel, card: dict[str, Any], init_digest: str) -> Path:
+    """Write the model file via a temporary name; rename only after it reloads equal and trained."""
+    from engine.checkpoints import load_model, read_safetensors, save_model
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new.safetensors")
+    try:
+        save_model(tmp, model, card)
+        tensors, _ = read_safetensors(tmp)
+        check_weights(tensors, "", model.state_dict(), init_digest, str(path))
+        load_model(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        from engine.training.checkpoint import describe_os_error
+
+        raise CheckpointError(f"could not write the model {path}: {describe_os_error(exc)}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

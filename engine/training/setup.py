@@ -1,0 +1,102 @@
+"""Resolving what ``iter_train`` is given: a model (new or parent), data, output paths."""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import ModelConfig
+from engine.data import DataError, PreflightReport, TokenData, preflight
+from engine.models import PrimeModel
+from engine.training.checkpoint import checkpoint_path_for, model_path_for
+from engine.training.config import TrainConfig
+from engine.training.events import TrainingError
+
+ModelSource = ModelConfig | PrimeModel | str | os.PathLike
+DataSource = TokenData | PreflightReport | str | os.PathLike
+
+
+def _card_digest(card: dict[str, Any]) -> dict[str, Any]:
+    keep = ("name", "data", "metrics", "parent")
+    out = {k: card[k] for k in keep if k in card}
+    if isinstance(card.get("training"), dict):
+        out["training_steps"] = card["training"].get("steps")
+    return out
+
+
+def resolve_model(source: ModelSource) -> tuple[PrimeModel, dict[str, Any] | None]:
+    """(a fresh or parent model on the CPU, parent record or None)."""
+    if isinstance(source, ModelConfig):
+        return PrimeModel(source), None
+    if isinstance(source, PrimeModel):
+        return copy.deepcopy(source).cpu(), {"name": "in-memory model", "config": source.config.to_dict()}
+    if isinstance(source, (str, os.PathLike)):
+        from engine.checkpoints import load_model
+
+        model, info = load_model(source)
+        parent = {"name": info.name, "path": str(info.path), "card": _card_digest(info.card)}
+        return model, parent
+    raise TypeError(
+        f"model must be a ModelConfig, a PrimeModel or a model file path, got {type(source).__name__}"
+    )
+
+
+def resolve_data(
+    source: DataSource, config: ModelConfig, train: TrainConfig, parent: dict[str, Any] | None
+) -> TokenData:
+    """Preprocessed data that fits ``config``, or :class:`DataError` with a clear message."""
+    prefix = f"cannot fine-tune {parent['name']}: " if parent else ""
+    try:
+        if isinstance(source, TokenData):
+            data = source
+        elif isinstance(source, PreflightReport):
+            data = source.require_usable()
+        elif isinstance(source, (str, os.PathLike)):
+            data = preflight(source, config, train.data_options(), preview=0).require_usable()
+        else:
+            raise DataError(f"data must be a path, TokenData or PreflightReport, got {type(source).__name__}")
+        data.check_model(config)
+    except DataError as exc:
+        raise DataError(prefix + str(exc)) from None
+    if len(data.train_index) == 0:
+        raise DataError(prefix + "no training items after the validation split; lower val_fraction")
+    return data
+
+
+def resolve_paths(out: str | os.PathLike, resume: bool, overwrite: bool, main: bool) -> tuple[Path, Path]:
+    """(model path, checkpoint path), refusing to clobber an earlier run or an existing model."""
+    model_path, ckpt = model_path_for(out), checkpoint_path_for(out)
+    if not resume and ckpt.exists():
+        raise TrainingError(
+            f"{ckpt} exists from an earlier run; pass --resume to continue it, or delete it or choose "
+            "another --out to start afresh"
+        )
+    if not resume and model_path.exists() and not overwrite:
+        raise TrainingError(
+            f"{model_path} already exists; choose another --out or allow overwriting (--force)"
+        )
+    if main:
+        folder = model_path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".prime-write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise TrainingError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    return model_path, ckpt
+
+
+def hardware(device: torch.device, world: int) -> dict[str, Any]:
+    """Where training ran, for the model card."""
+    info: dict[str, Any] = {"device": str(device), "world_size": world, "torch": torch.__version__}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    info["cpu"] = platform.processor() or platform.machine()
+    info["cpu_threads"] = torch.get_num_threads()
+    return info
