@@ -8,7 +8,7 @@ import torch
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """ "cpu", "cuda", "cuda:N", "mps", or None for the best available."""
+    """Pick a device by name: cpu, cuda, cuda:N, mps, or None/"auto" for the best available."""
     if name is None or name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

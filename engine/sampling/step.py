@@ -70,8 +70,11 @@ def reveal(
 def repair_inconsistent(
     y_new: torch.Tensor, joint_digits: torch.Tensor, newly: torch.Tensor, y_old: torch.Tensor, codec: Codec
 ) -> torch.Tensor:
-    """Marginal-reveal guard: a token whose revealed digits match no valid token (possible only
-    when b**ell > C) takes the jointly drawn digits instead. Returns the repaired (N, L, ell)."""
+    """Marginal-reveal guard: fall back to the jointly drawn digits where needed.
+
+    A token whose revealed digits match no valid token (possible only when b**ell > C) takes the
+    jointly drawn digits instead. Returns the repaired (N, L, ell).
+    """
     ok = consistent_mask(y_new, codec).any(-1)  # (N, L)
     if bool(ok.all()):
         return y_new

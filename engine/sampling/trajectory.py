@@ -77,8 +77,11 @@ class Trajectory:
         changed: torch.Tensor,
         prediction: torch.Tensor | None,
     ) -> None:
-        """Record step ``step`` (1..T): first reveals (N, L, ell) with their values, network calls (N,),
-        samples that changed at all (N,), and optionally the prediction made at this step (N, L)."""
+        """Record step ``step`` (1..T).
+
+        newly_revealed (N, L, ell) first reveals with their ``values``; ``called`` (N,) network calls;
+        ``changed`` (N,) samples that changed at all; ``prediction`` (N, L) the guess made at this step.
+        """
         assert step == self.steps_done + 1, "steps must be recorded in order"
         newly_revealed = newly_revealed.cpu()
         self.reveal_step[newly_revealed] = step
@@ -143,9 +146,11 @@ class Trajectory:
         return [int(v) for v in self.idle[: self.steps_done].sum(0)]
 
     def nbytes(self, per_step: bool = True) -> int:
-        """Memory held by the record in bytes. The digit record (values, reveal steps, fixed mask,
-        corrector events) does not grow with T; ``per_step`` adds the (T, N) counters, the time grid
-        and recorded predictions, which do."""
+        """Memory held by the record in bytes.
+
+        The digit record (values, reveal steps, fixed mask, corrector events) does not grow with T;
+        ``per_step`` adds the (T, N) counters, the time grid and recorded predictions, which do.
+        """
         tensors = [self.initial, self.fixed, self.first_value, self.reveal_step]
         if per_step:
             tensors += [self.times, self.revealed, self.idle, self.called]
