@@ -1,0 +1,248 @@
+"""``prime-studio``: QApplication + qasync event loop + main window.
+
+``prime-studio --self-test [generate|train] --screenshot PATH`` runs a scripted session
+offscreen (load a bundled model, or a random one if there is none; generate; scrub to the middle
+step; branch), writes a screenshot and exits 0 on success. Self-tests are looked up in
+:data:`studio.panels.SELF_TESTS`, so other panels can add theirs (``train`` comes with the
+training panel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.handlers
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("studio")
+
+SELF_TEST_TIMEOUT = 300.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(
+        prog="prime-studio",
+        description="Prime Studio: discrete diffusion with partial masking, every denoising step visible.",
+    )
+    p.add_argument(
+        "--self-test",
+        nargs="?",
+        const="generate",
+        default=None,
+        metavar="NAME",
+        help="run a scripted session headless and exit (generate [default], train)",
+    )
+    p.add_argument("--screenshot", type=Path, help="with --self-test: write a screenshot of the window here")
+    p.add_argument("--model", help="model to open (library name or path)")
+    p.add_argument("--settings", type=Path, help="use this ini file for settings (default: the system store)")
+    p.add_argument("--show", action="store_true", help="with --self-test: show the window on the display")
+    return p.parse_args(argv)
+
+
+def setup_logging(data_dir: Path) -> Path:
+    """Log to ``<data dir>/logs/studio.log`` (rotated) and stderr (warnings)."""
+    folder = data_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "studio.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if not any(getattr(h, "baseFilename", None) == handler.baseFilename for h in root.handlers):
+        root.addHandler(handler)
+    return path
+
+
+def asset_path(*parts: str) -> Path:
+    """A file under the top-level assets folder (source tree or installed ``prime_assets``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("prime_assets")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(location).joinpath(*parts)
+        if candidate.exists():
+            return candidate
+    return Path(__file__).resolve().parent.parent.joinpath("assets", *parts)
+
+
+def make_app(argv: list[str]) -> Any:
+    """The QApplication with name, icon, style sheet and high-DPI behaviour set."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtWidgets import QApplication
+
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication.instance() or QApplication(argv)
+    app.setApplicationName("Prime Studio")
+    app.setOrganizationName("Prime Studio")
+    app.setDesktopFileName("prime-studio")
+    icon = asset_path("icons", "prime-studio.svg")
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    app.setStyle("Fusion")  # follows the system light/dark palette on every platform
+    qss = asset_path("styles", "studio.qss")
+    if qss.exists():
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    return app
+
+
+async def open_initial_model(window: Any, model: str | None = None) -> Any:
+    """Open ``model``, else the last used one, else the first library model, else a random one."""
+    from studio import enginelink
+
+    candidates = [model] if model else []
+    last = window.settings.get_json("model/last")
+    if isinstance(last, str) and Path(last).exists():
+        candidates.append(last)
+    first = window.library.first_usable()
+    if first:
+        candidates.append(first)
+    for source in candidates:
+        try:
+            return await window.session.load_model(source)
+        except Exception as exc:  # noqa: BLE001 - fall through to the next candidate, tell the user
+            if source == model:
+                window.report_error(f"Cannot open {source}", exc)
+            log.warning("could not open %s: %s", source, exc)
+    handle = await window.session.load_model(enginelink.random_config("image"))
+    window.flash(
+        "No trained model in the library yet: opened an UNTRAINED random model. Import one to "
+        "get real samples.",
+        15000,
+    )
+    return handle
+
+
+async def self_test_generate(window: Any, args: argparse.Namespace) -> None:
+    """Load, generate, scrub to the middle step, branch; every step checked."""
+    session = window.session
+    if session.handle is None:
+        await open_initial_model(window, args.model)
+    panel = window.generate_panel
+    panel.set_values({"num_samples": 4, "steps": 32, "seed": 1234, "seed_mode": "fixed"})
+    entry = await session.generate()
+    if entry is None or entry.result.cancelled:
+        raise RuntimeError("generation did not finish")
+    if window.timeline.entries() != entry.trajectory.steps:
+        raise RuntimeError(
+            f"timeline has {window.timeline.entries()} entries for {entry.trajectory.steps} steps"
+        )
+    middle = entry.trajectory.steps // 2
+    window.timeline.seek(middle)
+    if session.shown_step != middle:
+        raise RuntimeError(f"scrubbing to step {middle} showed step {session.shown_step}")
+    child = await session.branch(middle, seed=99)
+    if child is None or child.parent != entry.id:
+        raise RuntimeError("branching did not add a child to the history")
+    window.timeline.seek(middle)
+    await asyncio.sleep(0.05)
+
+
+def _train_not_available(window: Any, args: argparse.Namespace):
+    raise RuntimeError(
+        "self-test 'train' is not available in this build (the training panel is not installed)"
+    )
+
+
+async def run_self_test(window: Any, args: argparse.Namespace) -> int:
+    """Run the named self-test, write the screenshot; 0 on success."""
+    from studio import panels
+
+    panels.SELF_TESTS.setdefault("generate", self_test_generate)
+    name = args.self_test
+    script = panels.SELF_TESTS.get(name)
+    if script is None:
+        if name == "train":
+            print("self-test 'train' is not available in this build (no training panel)", file=sys.stderr)
+        else:
+            print(
+                f"unknown self-test {name!r}; available: {', '.join(sorted(panels.SELF_TESTS))}",
+                file=sys.stderr,
+            )
+        return 2
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(script(window, args), SELF_TEST_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - reported, exit code 1
+        log.exception("self-test %s failed", name)
+        print(f"self-test {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        write_screenshot(window, args.screenshot)
+        return 1
+    if window.errors:
+        print(f"self-test {name} FAILED: error dialogs were shown: {window.errors}", file=sys.stderr)
+        return 1
+    write_screenshot(window, args.screenshot)
+    print(
+        f"self-test {name} OK in {time.perf_counter() - started:.1f} s"
+        + (f"; screenshot {args.screenshot}" if args.screenshot else "")
+    )
+    return 0
+
+
+def write_screenshot(window: Any, path: Path | None) -> None:
+    """Save a picture of the whole window."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(path)):
+        raise OSError(f"could not write the screenshot {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``prime-studio``."""
+    args = parse_args(argv)
+    if args.self_test is not None and not args.show and "QT_QPA_PLATFORM" not in os.environ:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    import qasync
+
+    from studio import enginelink
+    from studio.bridge import Bridge
+    from studio.mainwindow import MainWindow
+    from studio.settings import Settings
+
+    data_dir = enginelink.data_dir()
+    log_path = setup_logging(data_dir)
+    log.info("Prime Studio %s starting; log %s", enginelink.app_version(), log_path)
+    app = make_app(sys.argv[:1])
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    bridge = Bridge(loop)
+    window = MainWindow(bridge, Settings(str(args.settings) if args.settings else None))
+    window.log_path = log_path
+    window.show()
+    code = 0
+
+    async def start() -> None:
+        nonlocal code
+        if args.self_test is not None:
+            code = await run_self_test(window, args)
+            app.quit()
+        else:
+            await window._guard(open_initial_model(window, args.model))
+
+    try:
+        with loop:
+            loop.run_until_complete(_run(app, start))
+    finally:
+        window.save_settings()
+        bridge.close()
+    return code
+
+
+async def _run(app: Any, start: Any) -> None:
+    """Run ``start`` and then wait until the application quits."""
+    done = asyncio.Event()
+    app.aboutToQuit.connect(done.set)
+    app.setQuitOnLastWindowClosed(True)
+    asyncio.ensure_future(start())
+    await done.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

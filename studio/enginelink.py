@@ -1,0 +1,186 @@
+"""The studio's view of the engine: the top-level ``engine`` names it uses, in one place.
+
+Studio code imports engine names from here (``from studio.enginelink import eng``), so if a name
+is not re-exported by ``engine/__init__.py`` yet, the fallback to its submodule lives only here.
+Functions below run on the engine thread (called by jobs in :mod:`studio.bridge`) unless noted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+import engine
+
+_FALLBACKS = {
+    "CancelToken": "engine.api",
+    "SampleRequest": "engine.api",
+    "SampleStep": "engine.api",
+    "SampleResult": "engine.api",
+    "Condition": "engine.api",
+    "ModelConfig": "engine.config",
+    "PrimeModel": "engine.models",
+    "Codec": "engine.prime.codec",
+    "filtered_log_probs": "engine.prime.filter",
+    "iter_sample": "engine.sampling.sampler",
+    "iter_branch": "engine.sampling.sampler",
+    "sample": "engine.sampling.sampler",
+    "Trajectory": "engine.sampling.trajectory",
+    "text_condition": "engine.sampling.conditioning",
+    "region_condition": "engine.sampling.conditioning",
+    "high_digits_condition": "engine.sampling.conditioning",
+    "tokens_to_images": "engine.convert",
+    "tokens_to_text": "engine.convert",
+    "text_to_tokens": "engine.convert",
+    "save_model": "engine.checkpoints",
+    "load_model": "engine.checkpoints",
+    "read_model_info": "engine.checkpoints",
+    "app_version": "engine.checkpoints",
+    "list_models": "engine.library",
+    "resolve_model": "engine.library",
+    "import_model": "engine.library",
+    "remove_model": "engine.library",
+    "data_dir": "engine.library",
+    "user_models_dir": "engine.library",
+}
+
+
+def _resolve(name: str) -> Any:
+    if hasattr(engine, name):
+        return getattr(engine, name)
+    module = _FALLBACKS.get(name)
+    if module is None:
+        raise AttributeError(f"engine has no {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+class _Engine(SimpleNamespace):
+    def __getattr__(self, name: str) -> Any:
+        value = _resolve(name)
+        setattr(self, name, value)
+        return value
+
+
+eng = _Engine()  # eng.SampleRequest, eng.iter_sample, ... (engine top-level names)
+
+
+def has(name: str) -> bool:
+    """True when the engine provides ``name`` (e.g. a module that has not landed yet)."""
+    try:
+        _resolve(name)
+    except (AttributeError, ImportError):
+        return False
+    return True
+
+
+def random_config(modality: str = "image") -> Any:
+    """A small, untrained model configuration for trying the studio with an empty library."""
+    if modality == "text":
+        return eng.ModelConfig(
+            modality="text", num_classes=256, ell=2, seq_len=128, d_model=64, n_layers=2, n_heads=4
+        )
+    return eng.ModelConfig(
+        modality="image",
+        num_classes=256,
+        ell=2,
+        height=16,
+        width=16,
+        channels=1,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+    )
+
+
+def load_model(source: Any) -> tuple[Any, dict, str, bool]:
+    """(model, card, path, untrained) from a ModelConfig (random init), a library name or a path."""
+    if isinstance(source, eng.ModelConfig):
+        seed = random.randrange(2**31)
+        torch.manual_seed(seed)
+        model = eng.PrimeModel(source).eval()
+        card = {
+            "description": "Untrained: random weights. Samples are noise until it is trained.",
+            "init_seed": seed,
+        }
+        return model, card, "", True
+    path = Path(eng.resolve_model(source)) if has("resolve_model") else Path(source)
+    model, info = eng.load_model(path)
+    card = dict(getattr(info, "card", {}) or {})
+    untrained = not card.get("steps") and not card.get("train_steps") and not card.get("metrics")
+    return model.eval(), card, str(path), untrained
+
+
+def model_name(source: Any, card: dict) -> str:
+    """Display name for a loaded model."""
+    if isinstance(source, eng.ModelConfig):
+        geometry = (
+            f"{source.height}x{source.width}x{source.channels}"
+            if source.modality == "image"
+            else f"{source.seq_len} bytes"
+        )
+        return f"untrained {source.modality} {geometry}, ell={source.ell}"
+    name = Path(str(source)).name
+    return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
+
+
+def num_parameters(model: Any) -> int:
+    """Trainable parameter count."""
+    if hasattr(model, "num_parameters"):
+        return int(model.num_parameters())
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def probabilities(model: Any, state: torch.Tensor) -> torch.Tensor:
+    """Filtered p_theta(x | y) (N, L, C) float32 for a state (N, L, ell) (engine thread)."""
+    y = state.long().reshape(-1, state.shape[-2], state.shape[-1])
+    logits = model(y)  # (N, L, C)
+    return eng.filtered_log_probs(logits, y, model.codec).exp().float()
+
+
+def tokens_to_images(tokens: torch.Tensor, config: Any):
+    """uint8 (N, H, W, channels) images for tokens (N, L) (GUI thread: pure and fast)."""
+    if has("tokens_to_images"):
+        return eng.tokens_to_images(tokens, config)
+    import numpy as np
+
+    t = tokens.reshape(tokens.shape[0], config.height, config.width, config.channels).numpy()
+    scaled = np.where(t >= 0, t * (255.0 / (config.num_classes - 1)), 127.5)
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def tokens_to_text(tokens: torch.Tensor) -> str:
+    """Decoded text of one sample's byte tokens (L,) (undecided shown as U+2591)."""
+    if has("tokens_to_text"):
+        return eng.tokens_to_text(tokens)
+    out = bytearray()
+    for v in tokens.tolist():
+        out += "\u2591".encode() if v < 0 else bytes([v])
+    return out.decode("utf-8", errors="replace")
+
+
+def text_to_tokens(text: str) -> torch.Tensor:
+    """Byte tokens (L,) of a string."""
+    if has("text_to_tokens"):
+        return eng.text_to_tokens(text)
+    return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
+
+
+def app_version() -> str:
+    """The Prime Studio version."""
+    try:
+        return eng.app_version()
+    except (AttributeError, ImportError):
+        return "0.1.0+src"
+
+
+def data_dir() -> Path:
+    """The user data folder (created)."""
+    path = Path(eng.data_dir())
+    path.mkdir(parents=True, exist_ok=True)
+    return path

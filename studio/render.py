@@ -1,0 +1,293 @@
+"""Trajectory states -> pictures and rich text (pure: no widgets, no engine thread).
+
+A state is a digit tensor (N, L, ell) with the mask symbol ``base``. Every token is *masked*
+(all digits m), *partial* (some m) or *visible* (none m). What a partial token still allows is
+looked up in a table indexed by its digit pattern, so rendering any step is one gather: O(N L).
+
+Image views (``MODES``):
+- ``state``: visible pixels show their value; a partial pixel shows the mean of the values its
+  decided digits still allow, tinted by how undecided it is; masked pixels are the tint colour.
+- ``prediction``: the model's predicted clean sample at that step (where recorded).
+- ``map``: one colour per state (masked / partial, brighter the more digits are decided / visible).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PySide6.QtGui import QImage
+
+MODES = ("state", "prediction", "map")
+MODE_LABELS = {"state": "State", "prediction": "Prediction", "map": "State map"}
+
+TINT = np.array([92, 70, 180], dtype=np.float32)  # colour of "undecided"
+MAP_MASKED = np.array([52, 56, 74], dtype=np.float32)
+MAP_PARTIAL = np.array([240, 170, 40], dtype=np.float32)
+MAP_VISIBLE = np.array([40, 180, 140], dtype=np.float32)
+GAP_COLOUR = (24, 24, 28)
+MAX_PATTERNS = 1 << 20  # pattern tables larger than this fall back to digit arithmetic
+
+MASKED, PARTIAL, VISIBLE = 0, 1, 2
+STATE_NAMES = ("masked", "partial", "visible")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the studio shows when hovering one token."""
+
+    index: int
+    digits: tuple[int, ...]  # mask symbol = base
+    base: int
+    state: str
+    count: int  # values still possible
+    low: int
+    high: int
+    likely: tuple[tuple[int, float], ...]  # (value, probability), most likely first
+
+    def digits_text(self) -> str:
+        """Digits most significant first, 'm' for masked ones."""
+        return " ".join("m" if d == self.base else str(d) for d in self.digits)
+
+
+class Renderer:
+    """Renders digit states of one model configuration.
+
+    Takes anything with num_classes, ell, base,
+    modality, height, width, channels and permutation, i.e. an ``engine.ModelConfig``).
+    """
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.num_classes = int(config.num_classes)
+        self.ell = int(config.ell)
+        self.base = int(config.base)
+        self.mask = self.base
+        perm = getattr(config, "permutation", None)
+        # digits of every token id, most significant first: (C, ell)
+        codes = torch.arange(self.num_classes)
+        if perm is not None:
+            codes = torch.tensor(perm, dtype=torch.long)[codes]
+        place = torch.tensor([self.base ** (self.ell - 1 - j) for j in range(self.ell)])
+        self.place = place
+        self.token_digits = (codes.unsqueeze(-1) // place) % self.base  # (C, ell)
+        self.permuted = perm is not None
+        # pattern index of a partial token: digits read in base (b + 1)
+        self.pattern_place = torch.tensor([(self.base + 1) ** (self.ell - 1 - j) for j in range(self.ell)])
+        num_patterns = (self.base + 1) ** self.ell
+        self._lut = self._build_lut() if num_patterns <= MAX_PATTERNS else None
+
+    # ------------------------------------------------------------------ tables
+    def _build_lut(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean allowed value (K,) and number of allowed values (K,) for every digit pattern."""
+        num_patterns = (self.base + 1) ** self.ell
+        k = torch.arange(num_patterns)
+        patterns = (k.unsqueeze(-1) // self.pattern_place) % (self.base + 1)  # (K, ell)
+        total = torch.zeros(num_patterns, dtype=torch.float64)
+        count = torch.zeros(num_patterns, dtype=torch.float64)
+        values = torch.arange(self.num_classes, dtype=torch.float64)
+        chunk = max(1, (1 << 22) // max(1, self.num_classes))
+        for start in range(0, num_patterns, chunk):
+            pat = patterns[start : start + chunk]  # (k, ell)
+            ok = torch.ones(pat.shape[0], self.num_classes, dtype=torch.bool)
+            for j in range(self.ell):
+                p_j = pat[:, j : j + 1]  # (k, 1)
+                ok &= (p_j == self.mask) | (p_j == self.token_digits[:, j])  # (k, C)
+            count[start : start + chunk] = ok.sum(-1).double()
+            total[start : start + chunk] = (ok.double() * values).sum(-1)
+        mean = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, -1.0))
+        return mean.numpy().astype(np.float32), count.numpy().astype(np.int64)
+
+    def token_stats(self, state: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per token: mean allowed value, number of allowed values, masked-digit fraction.
+
+        state (..., ell) -> three arrays of shape (...). An impossible pattern has count 0.
+        """
+        state = state.long()
+        masked = state == self.mask  # (..., ell)
+        frac = masked.float().mean(-1).numpy()
+        if self._lut is not None:
+            idx = (state * self.pattern_place).sum(-1).numpy()
+            mean_lut, count_lut = self._lut
+            return mean_lut[idx], count_lut[idx], frac
+        # fallback (huge pattern tables): contiguous-range arithmetic, ignores any permutation
+        low = (torch.where(masked, 0, state) * self.place).sum(-1).clamp(max=self.num_classes - 1)
+        high = (
+            (torch.where(masked, self.base - 1, state) * self.place).sum(-1).clamp(max=self.num_classes - 1)
+        )
+        return ((low + high).double() / 2).numpy().astype(np.float32), (high - low + 1).numpy(), frac
+
+    # ------------------------------------------------------------------ images
+    def _to_pixels(self, x: np.ndarray) -> np.ndarray:
+        """Token-shaped (N, L) -> (N, H, W, channels): tokens are row-major (H, W, channels)."""
+        cfg = self.config
+        return x.reshape(x.shape[0], cfg.height, cfg.width, cfg.channels)
+
+    def _levels(self, values: np.ndarray) -> np.ndarray:
+        return values * (255.0 / (self.num_classes - 1))
+
+    def image_arrays(
+        self, state: torch.Tensor, mode: str = "state", prediction: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """uint8 RGB (N, H, W, 3) for a state (N, L, ell) in one of ``MODES``."""
+        if mode not in MODES:
+            raise ValueError(f"view mode must be one of {MODES}, got {mode!r}")
+        if self.config.modality != "image":
+            raise ValueError("image views need an image model")
+        state = state.reshape(-1, state.shape[-2], self.ell)
+        mean, count, frac = self.token_stats(state)
+        if mode == "prediction" and prediction is not None:
+            pred = prediction.reshape(state.shape[0], -1).numpy()
+            val = np.where(pred >= 0, self._levels(pred.astype(np.float32)), 127.5)
+            rgb = self._rgb(self._to_pixels(val))
+            return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        frac_px = self._to_pixels(frac).mean(-1, keepdims=True)  # (N, H, W, 1)
+        if mode == "map":
+            all_masked = self._to_pixels(frac).min(-1, keepdims=True) >= 1.0
+            any_masked = frac_px > 0
+            decided = 1.0 - frac_px
+            partial = MAP_PARTIAL * (0.45 + 0.55 * decided)
+            rgb = np.where(all_masked, MAP_MASKED, np.where(any_masked, partial, MAP_VISIBLE))
+            return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        val = self._rgb(self._to_pixels(self._levels(np.maximum(mean, 0))))  # (N, H, W, 3)
+        # strength of the "undecided" tint: 0 visible, 1 masked, 0.3..0.8 partial
+        strength = np.where(frac_px <= 0, 0.0, np.where(frac_px >= 1, 1.0, 0.3 + 0.5 * frac_px))
+        rgb = val * (1.0 - strength) + TINT * strength
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _rgb(px: np.ndarray) -> np.ndarray:
+        return np.repeat(px, 3, axis=-1) if px.shape[-1] == 1 else px
+
+    def render(
+        self,
+        state: torch.Tensor,
+        mode: str = "state",
+        prediction: torch.Tensor | None = None,
+        columns: int | None = None,
+    ) -> QImage:
+        """A grid of all samples of a state (N, L, ell) as one QImage (1 pixel per pixel)."""
+        return to_qimage(grid(self.image_arrays(state, mode, prediction), columns))
+
+    # ------------------------------------------------------------------ hover
+    def token_info(
+        self, digits: torch.Tensor, index: int, probs: torch.Tensor | None = None, top: int = 5
+    ) -> TokenInfo:
+        """Hover details for one token: digits (ell,), optional filtered probabilities (C,)."""
+        digits = digits.long().reshape(self.ell)
+        masked = digits == self.mask
+        ok = torch.ones(self.num_classes, dtype=torch.bool)
+        for j in range(self.ell):
+            if not masked[j]:
+                ok &= self.token_digits[:, j] == digits[j]
+        allowed = torch.nonzero(ok).flatten()
+        n_masked = int(masked.sum())
+        state = VISIBLE if n_masked == 0 else MASKED if n_masked == self.ell else PARTIAL
+        likely: tuple[tuple[int, float], ...] = ()
+        if probs is not None and allowed.numel():
+            p = probs.double().flatten()[allowed]
+            p = p / p.sum().clamp(min=1e-30)
+            order = torch.argsort(p, descending=True)[:top]
+            likely = tuple((int(allowed[i]), float(p[i])) for i in order)
+        elif allowed.numel() and allowed.numel() <= top:
+            likely = tuple((int(v), 1.0 / allowed.numel()) for v in allowed)
+        low = int(allowed.min()) if allowed.numel() else -1
+        high = int(allowed.max()) if allowed.numel() else -1
+        return TokenInfo(
+            index,
+            tuple(int(d) for d in digits),
+            self.base,
+            STATE_NAMES[state],
+            int(allowed.numel()),
+            low,
+            high,
+            likely,
+        )
+
+    # ------------------------------------------------------------------ text
+    def text_segments(self, state: torch.Tensor) -> list[tuple[str, int, str]]:
+        """(display text, token state, tooltip) per token of one text sample state (L, ell)."""
+        state = state.reshape(-1, self.ell).long()
+        mean, count, frac = self.token_stats(state)
+        out: list[tuple[str, int, str]] = []
+        for i in range(state.shape[0]):
+            f = float(frac[i])
+            if f >= 1.0:
+                out.append(("\u2591", MASKED, "masked"))
+            elif f <= 0.0:
+                value = int(round(float(mean[i])))
+                out.append((byte_glyph(value), VISIBLE, f"byte {value}"))
+            else:
+                info = self.token_info(state[i], i)
+                if info.count <= 3:
+                    cands = [byte_glyph(v) for v, _ in info.likely]
+                    out.append(("{" + "|".join(cands) + "}", PARTIAL, f"{info.count} candidates"))
+                else:
+                    out.append(("\u2592", PARTIAL, f"{info.count} values possible ({info.low}..{info.high})"))
+        return out
+
+    def text_html(self, state: torch.Tensor, dark: bool = False) -> str:
+        """Rich text (HTML) of one text sample state (L, ell), tokens coloured by state."""
+        colours = TEXT_COLOURS_DARK if dark else TEXT_COLOURS_LIGHT
+        parts = []
+        for text, kind, _tip in self.text_segments(state):
+            fg, bg = colours[kind]
+            style = f"color:{fg};" + (f"background-color:{bg};" if bg else "")
+            parts.append(f'<span style="{style}">{html.escape(text).replace(chr(10), "<br>")}</span>')
+        return '<div style="font-family:monospace; white-space:pre-wrap;">' + "".join(parts) + "</div>"
+
+
+TEXT_COLOURS_LIGHT = {MASKED: ("#9a9aae", ""), PARTIAL: ("#7a4a00", "#ffe2a8"), VISIBLE: ("#111111", "")}
+TEXT_COLOURS_DARK = {MASKED: ("#5c5c70", ""), PARTIAL: ("#ffd27a", "#4a3710"), VISIBLE: ("#eeeeee", "")}
+
+
+def byte_glyph(value: int) -> str:
+    """How one byte token is drawn: printable ASCII as itself, newline kept, others as a dot."""
+    if value == 10:
+        return "\n"
+    if 32 <= value < 127:
+        return chr(value)
+    return "\u00b7"
+
+
+def grid(images: np.ndarray, columns: int | None = None, gap: int = 1) -> np.ndarray:
+    """Tile (N, H, W, 3) uint8 images into one (rows*(H+gap)-gap, cols*(W+gap)-gap, 3) array."""
+    n, h, w, _ = images.shape
+    cols = columns or max(1, math.ceil(math.sqrt(n)))
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    out = np.empty((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), dtype=np.uint8)
+    out[:] = GAP_COLOUR
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = images[i]
+    return out
+
+
+def grid_position(n: int, h: int, w: int, x: int, y: int, columns: int | None = None, gap: int = 1):
+    """Inverse of :func:`grid`: image pixel (x, y) -> (sample, row, col) or None on a gap."""
+    cols = min(columns or max(1, math.ceil(math.sqrt(n))), n)
+    c, px = divmod(x, w + gap)
+    r, py = divmod(y, h + gap)
+    sample = r * cols + c
+    if x < 0 or y < 0 or c >= cols or px >= w or py >= h or sample >= n:
+        return None
+    return sample, py, px
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    """uint8 (H, W, 3) -> a QImage that owns its pixels."""
+    rgb = np.ascontiguousarray(rgb)
+    h, w, _ = rgb.shape
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    """QImage -> uint8 (H, W, 3) (for tests and exports)."""
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w = image.height(), image.width()
+    buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
+    return buf.reshape(h, image.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy()

@@ -1,0 +1,530 @@
+"""What the main window does, as coroutines.
+
+Load, generate (live), branch, inpaint, regenerate
+detail / a text span, show any step, hover details, save and export outputs.
+
+Every engine call goes through the bridge (``await job`` / ``async for snapshot in job``); the
+GUI thread only renders snapshots it receives.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PySide6.QtWidgets import QFileDialog
+
+from studio import enginelink, render, store
+from studio.bridge import ModelHandle
+from studio.enginelink import eng
+from studio.history import Entry
+from studio.widgets.generate import REQUEST_KEYS
+from studio.widgets.library import card_html
+
+if TYPE_CHECKING:
+    from studio.mainwindow import MainWindow
+
+log = logging.getLogger(__name__)
+
+PREVIEW_INTERVAL = 1 / 15  # seconds between live redraws (the bridge coalesces the rest)
+MAX_TEXT_SAMPLES = 8
+
+
+class Session:
+    """The studio's state (current model, shown entry and step) and its async actions."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.w = window
+        self.handle: ModelHandle | None = None
+        self.renderer: render.Renderer | None = None
+        self.entry: Entry | None = None  # the entry shown
+        self.job = None  # the sampling job this window waits on
+        self.shown_state: torch.Tensor | None = None  # (N, L, ell) on screen
+        self.shown_step = 0
+        self._renderers: dict[int, render.Renderer] = {}
+        self._probs: dict[tuple[int, int, int], torch.Tensor] = {}
+        self._hover: tuple[int, int, int] | None = None
+        self._probs_pending: tuple[int, int, int] | None = None
+
+    # ------------------------------------------------------------------ models
+    def renderer_for(self, handle: ModelHandle) -> render.Renderer:
+        """The renderer of a model (cached per model)."""
+        if handle.key not in self._renderers:
+            self._renderers[handle.key] = render.Renderer(handle.config)
+        return self._renderers[handle.key]
+
+    async def load_model(self, source: Any, name: str | None = None) -> ModelHandle:
+        """Load a model on the engine thread and make it current."""
+        self.w.flash(f"Loading {source if isinstance(source, str) else 'a random model'}\u2026")
+        handle = await self.w.bridge.load(source, name)
+        self.set_model(handle)
+        return handle
+
+    def set_model(self, handle: ModelHandle) -> None:
+        """Make a loaded model current: fit the panels to its modality."""
+        self.handle = handle
+        self.renderer = self.renderer_for(handle)
+        cfg = handle.config
+        self.w.generate_panel.set_model(handle.name, cfg.modality, cfg.seq_length, handle.untrained)
+        self.w.generate_panel.length.setMaximum(cfg.seq_length if cfg.modality == "text" else 0)
+        self.w.canvas.set_ell(cfg.ell)
+        self.w.show_view(cfg.modality)
+        status = f"{handle.name} \u00b7 {cfg.modality} \u00b7 \u2113={cfg.ell}, b={cfg.base}"
+        status += f" \u00b7 {handle.num_parameters:,} parameters"
+        self.w.model_status.setText(status + (" \u00b7 UNTRAINED" if handle.untrained else ""))
+        if handle.untrained and not handle.path:
+            self.w.library.show_loaded(card_html(handle.name, cfg.to_dict(), handle.card, None))
+        self.w.flash(f"Loaded {handle.name}")
+
+    # ------------------------------------------------------------------ requests
+    def make_request(self, settings: dict[str, Any], **overrides: Any) -> Any:
+        """A SampleRequest from panel settings (always recording predictions for the views)."""
+        kwargs = {k: settings[k] for k in REQUEST_KEYS if k in settings}
+        steps = int(kwargs.get("steps", 64))
+        kwargs.update(preview_every=max(1, steps // 256), record_predictions=True)
+        kwargs.update(overrides)
+        return eng.SampleRequest(**kwargs)
+
+    def text_condition(self, settings: dict[str, Any]) -> Any:
+        """Prefix / suffix conditioning for a text model (None when both are empty)."""
+        assert self.handle is not None
+        length_total = self.handle.config.seq_length
+        length = int(settings.get("length") or length_total)
+        prefix = enginelink.text_to_tokens(settings.get("prefix") or "")
+        suffix = enginelink.text_to_tokens(settings.get("suffix") or "")
+        if not prefix.numel() and not suffix.numel():
+            return None
+        if prefix.numel() + suffix.numel() > length:
+            raise ValueError(
+                f"prefix ({prefix.numel()} bytes) and suffix ({suffix.numel()} bytes) do not fit "
+                f"in {length} bytes; shorten them or raise the length"
+            )
+        tokens = torch.zeros(length_total, dtype=torch.long)
+        keep = torch.zeros(length_total, dtype=torch.bool)
+        tokens[: prefix.numel()] = prefix
+        keep[: prefix.numel()] = True
+        if suffix.numel():
+            tokens[length - suffix.numel() : length] = suffix
+            keep[length - suffix.numel() : length] = True
+        return eng.region_condition(eng.Codec.from_config(self.handle.config), tokens, keep)
+
+    def _require_model(self) -> ModelHandle:
+        if self.handle is None:
+            raise ValueError("No model is loaded: pick one in the Models panel (or create a random one)")
+        return self.handle
+
+    def _settings(self, values: dict[str, Any], handle: ModelHandle, **extra: Any) -> dict[str, Any]:
+        out = dict(values)
+        out.update(
+            model=handle.name,
+            model_path=handle.path,
+            app_version=enginelink.app_version(),
+            modality=handle.config.modality,
+            ell=handle.config.ell,
+        )
+        out.update(extra)
+        return out
+
+    # ------------------------------------------------------------------ generate / branch / inpaint
+    def start_generate(self) -> None:
+        """Ctrl+Enter / Generate button."""
+        self.w.spawn(self.generate())
+
+    async def generate(self) -> Entry | None:
+        """Sample with the panel's settings; live preview; the result joins the history."""
+        handle = self._require_model()
+        values = self.w.generate_panel.values()
+        values["seed"] = self.w.generate_panel.next_seed()
+        condition = self.text_condition(values) if handle.config.modality == "text" else None
+        request = self.make_request(values, condition=condition)
+        settings = self._settings(values, handle, kind="generate")
+        job = self.w.bridge.generate(handle, request)
+        return await self._follow(job, "generate", handle, settings, request.steps)
+
+    async def branch(self, step: int | None = None, seed: int | None = None) -> Entry | None:
+        """Continue the shown entry from ``step`` (default: the timeline's) with a new seed."""
+        parent = self._require_entry()
+        k = self.w.timeline.value() if step is None else int(step)
+        seed = random.randrange(2**31) if seed is None else seed
+        request = parent.result.request.replace(seed=seed, condition=None, record_predictions=True)
+        settings = dict(
+            parent.settings, seed=seed, seed_mode="fixed", kind="branch", parent=parent.id, branch_step=k
+        )
+        job = self.w.bridge.branch(parent.model, parent.trajectory, k, request)
+        prefix = (
+            parent.trajectory.revealed[:k].sum(1).tolist(),
+            parent.trajectory.idle[:k].float().mean(1).tolist(),
+        )
+        return await self._follow(job, "branch", parent.model, settings, request.steps, parent.id, k, prefix)
+
+    async def _conditioned(self, kind: str, condition: Any, parent: Entry, **extra: Any) -> Entry | None:
+        values = self.w.generate_panel.values()
+        values["seed"] = self.w.generate_panel.next_seed()
+        values["num_samples"] = (
+            int(condition.fixed.shape[0]) if condition.fixed.dim() == 3 else values["num_samples"]
+        )
+        request = self.make_request(values, condition=condition)
+        settings = self._settings(values, parent.model, kind=kind, parent=parent.id, **extra)
+        job = self.w.bridge.generate(parent.model, request, label=f"{kind} ({parent.model.name})")
+        return await self._follow(job, kind, parent.model, settings, request.steps, parent.id)
+
+    async def inpaint(self) -> Entry | None:
+        """Regenerate the painted region of every sample of the shown entry."""
+        parent = self._require_entry()
+        cfg = parent.model.config
+        mask = self.w.canvas.view.mask
+        if cfg.modality != "image" or mask is None or not mask.any():
+            raise ValueError("Paint the region to regenerate first (Brush, B), then press Inpaint")
+        keep = ~torch.from_numpy(mask).unsqueeze(-1).expand(cfg.height, cfg.width, cfg.channels).reshape(-1)
+        tokens = parent.result.tokens  # (N, L)
+        keep = keep.unsqueeze(0) & (tokens >= 0)
+        condition = eng.region_condition(eng.Codec.from_config(cfg), tokens, keep)
+        return await self._conditioned("inpaint", condition, parent, inpaint_pixels=int(mask.sum()))
+
+    async def regenerate_detail(self, keep_digits: int) -> Entry | None:
+        """Keep the high digits of every pixel of the shown entry; resample the rest."""
+        parent = self._require_entry()
+        if parent.result.cancelled:
+            raise ValueError("Regenerate detail needs a finished sample (this one was cancelled)")
+        condition = eng.high_digits_condition(
+            eng.Codec.from_config(parent.model.config), parent.result.tokens, keep_digits
+        )
+        return await self._conditioned("detail", condition, parent, keep_digits=keep_digits)
+
+    async def regenerate_span(self, sample: int, start: int, end: int) -> Entry | None:
+        """Keep one text sample except tokens start..end-1; resample the span."""
+        parent = self._require_entry()
+        tokens = parent.result.tokens[sample]  # (L,)
+        keep = tokens >= 0
+        keep[start:end] = False
+        condition = eng.region_condition(eng.Codec.from_config(parent.model.config), tokens, keep)
+        return await self._conditioned("infill", condition, parent, span=[sample, start, end])
+
+    def _require_entry(self) -> Entry:
+        if self.entry is None:
+            raise ValueError("Generate something first")
+        return self.entry
+
+    def cancel_current(self) -> None:
+        """Esc: stop the sampling this window follows (or whatever the engine runs)."""
+        job = self.job if self.job is not None and not self.job.done() else None
+        if job is None:
+            running = [j for j in self.w.bridge.jobs() if j.status == "running"]
+            job = running[0] if running else None
+        if job is not None:
+            job.cancel()
+            self.w.flash("Cancelling: the engine stops after the current step")
+
+    async def _follow(
+        self,
+        job,
+        kind: str,
+        handle: ModelHandle,
+        settings: dict[str, Any],
+        steps: int,
+        parent: int | None = None,
+        branch_step: int | None = None,
+        prefix: tuple[list, list] | None = None,
+    ) -> Entry | None:
+        """Show a sampling job live, then record its result."""
+        panel, timeline = self.w.generate_panel, self.w.timeline
+        revealed, idle = (list(prefix[0]), list(prefix[1])) if prefix else ([], [])
+        self.job = job
+        panel.set_running(True)
+        timeline.stop()
+        timeline.times = []
+        timeline.set_steps(steps, revealed, idle)
+        renderer = self.renderer_for(handle)
+        self.w.show_view(handle.config.modality)
+        last = 0.0
+        pending = None
+        try:
+            async for snap in job:
+                revealed.append(float(snap.revealed.sum()))
+                idle.append(float(snap.idle.float().mean()))
+                if snap.state is not None:
+                    pending = snap
+                now = time.perf_counter()
+                if now - last >= PREVIEW_INTERVAL or snap.step == snap.steps:
+                    last = now
+                    panel.set_progress(
+                        snap.step,
+                        snap.steps,
+                        f"step {snap.step}/{snap.steps} \u00b7 NFE {float(snap.nfe.float().mean()):g}",
+                    )
+                    timeline.set_steps(steps, revealed, idle)
+                    timeline.slider.blockSignals(True)
+                    timeline.slider.setValue(snap.step)
+                    timeline.slider.blockSignals(False)
+                    if pending is not None:
+                        self._show_state(renderer, pending.state, pending.prediction, snap.step, live=True)
+                        pending = None
+            result = await job
+        finally:
+            panel.set_running(False)
+            if self.job is job:
+                self.job = None
+        if result is None:  # cancelled before it started
+            self.w.flash("Cancelled before it started")
+            return None
+        settings = dict(
+            settings,
+            nfe=list(result.nfe),
+            idle_steps=list(result.idle_steps),
+            seconds=round(float(result.seconds), 4),
+            cancelled=bool(result.cancelled),
+            steps_done=int(result.steps_done),
+        )
+        entry = self.w.history.add(kind, handle, settings, result, parent, branch_step)
+        try:
+            self.save_entry(entry)
+        except OSError as exc:
+            self.w.report_error("Could not save the output", exc)
+        self.entry = entry
+        self.w.history_panel.add(entry, self.thumbnail(entry))
+        self.show_entry(entry, entry.steps_done)
+        stats = entry.stats()
+        word = "Cancelled at" if result.cancelled else "Done:"
+        self.w.flash(
+            f"{word} step {result.steps_done}/{steps} \u00b7 NFE {stats['nfe']:g} \u00b7 "
+            f"idle {stats['idle']:g} \u00b7 {stats['seconds']:.2f} s"
+        )
+        panel.set_progress(
+            result.steps_done,
+            steps,
+            f"{'cancelled' if result.cancelled else 'done'} \u00b7 {result.steps_done}/{steps} steps",
+        )
+        panel.seed_used.setText(f"seed {settings.get('seed')}")
+        return entry
+
+    # ------------------------------------------------------------------ showing
+    def select_entry(self, entry_id: int) -> None:
+        """History selection: show that entry at its last step."""
+        entry = self.w.history.get(entry_id)
+        if entry is not self.entry:
+            self.show_entry(entry, entry.steps_done)
+
+    def show_entry(self, entry: Entry, step: int | None = None) -> None:
+        """Show an entry on the canvas/text view and the timeline, at ``step``."""
+        self.entry = entry
+        if self.handle is None or entry.model.key != self.handle.key:
+            self.set_model(entry.model)
+        traj = entry.trajectory
+        done = entry.steps_done
+        tl = self.w.timeline
+        tl.stop()
+        tl.times = [float(t) for t in traj.times]
+        tl.set_steps(
+            traj.steps, traj.revealed[:done].sum(1).tolist(), traj.idle[:done].float().mean(1).tolist(), done
+        )
+        s = entry.stats()
+        tl.set_counters(s["nfe"], s["idle"], traj.steps, s["seconds"])
+        step = done if step is None else max(0, min(done, int(step)))
+        if tl.value() == step:
+            self.show_step(step)
+        else:
+            tl.seek(step)
+        self.w.history_panel.select(entry.id)
+
+    def show_step(self, step: int) -> None:
+        """Render the shown entry exactly as recorded after ``step`` steps."""
+        if self.entry is None or self.job is not None and not self.job.done():
+            return
+        traj = self.entry.trajectory
+        step = max(0, min(self.entry.steps_done, int(step)))
+        state = traj.state_at(step)
+        prediction = traj.prediction_at(step) if self.w.canvas.current_mode() == "prediction" else None
+        self._show_state(self.renderer_for(self.entry.model), state, prediction, step)
+
+    def _show_state(
+        self,
+        renderer: render.Renderer,
+        state: torch.Tensor,
+        prediction: torch.Tensor | None,
+        step: int,
+        live: bool = False,
+    ) -> None:
+        self.shown_state, self.shown_step = state, step
+        if renderer.config.modality == "image":
+            mode = self.w.canvas.current_mode()
+            image = renderer.render(state, mode, prediction)
+            cfg = renderer.config
+            self.w.canvas.view.set_image(image, state.shape[0], cfg.height, cfg.width)
+        else:
+            self.w.text.view.dark = self.w.palette().base().color().lightness() < 128
+            segs = [renderer.text_segments(state[i]) for i in range(min(MAX_TEXT_SAMPLES, state.shape[0]))]
+            self.w.text.view.set_segments(segs)
+        self._refresh_hover()
+
+    def thumbnail(self, entry: Entry):
+        """A small picture of an entry's final state (images only)."""
+        if entry.model.config.modality != "image":
+            return None
+        state = entry.trajectory.state_at(entry.steps_done)[:1]
+        return self.renderer_for(entry.model).render(state)
+
+    # ------------------------------------------------------------------ hover
+    def hover_pixel(self, sample: int, row: int, col: int) -> None:
+        """Canvas hover: details of the pixel's tokens (one per channel)."""
+        if sample < 0 or self.shown_state is None or self.renderer is None:
+            self._hover = None
+            self.w.canvas.hover.setText(" ")
+            return
+        cfg = self.renderer.config
+        first = (row * cfg.width + col) * cfg.channels
+        self._hover = (sample, first, cfg.channels)
+        self._refresh_hover()
+
+    def hover_token(self, sample: int, token: int) -> None:
+        """Text hover: details of one token."""
+        if sample < 0 or self.shown_state is None:
+            self._hover = None
+            self.w.text.hover.setText(" ")
+            return
+        self._hover = (sample, token, 1)
+        self._refresh_hover()
+
+    def _refresh_hover(self) -> None:
+        if self._hover is None or self.shown_state is None or self.renderer is None:
+            return
+        sample, first, count = self._hover
+        if sample >= self.shown_state.shape[0] or first + count > self.shown_state.shape[1]:
+            return
+        key = (self.entry.id if self.entry else -1, self.shown_step, sample)
+        probs = self._probs.get(key)
+        if probs is None:
+            self._request_probs(key)
+        names = ("R", "G", "B") if count == 3 else ("",) * count
+        parts = []
+        for c in range(count):
+            i = first + c
+            info = self.renderer.token_info(
+                self.shown_state[sample, i], i, probs[i] if probs is not None else None
+            )
+            likely = ", ".join(f"{v} ({p:.0%})" if probs is not None else str(v) for v, p in info.likely[:3])
+            text = (
+                f"{names[c]} digits [{info.digits_text()}] \u00b7 {info.state} \u00b7 {info.count} possible"
+            )
+            if info.count > 1:
+                text += f" ({info.low}..{info.high})"
+            if likely:
+                text += f" \u00b7 likely {likely}"
+            parts.append(text.strip())
+        where = (
+            f"sample {sample + 1}, token {first}"
+            if count == 1
+            else f"sample {sample + 1}, pixel {first // count}"
+        )
+        label = self.w.text.hover if self.renderer.config.modality == "text" else self.w.canvas.hover
+        label.setText(f"{where}: " + "  |  ".join(parts))
+
+    def _request_probs(self, key: tuple[int, int, int]) -> None:
+        entry = self.entry
+        if (
+            entry is None
+            or key[0] != entry.id
+            or self._probs_pending is not None
+            or self.w.bridge.busy
+            or self.shown_state is None
+        ):
+            return
+        self._probs_pending = key
+        state = self.shown_state[key[2] : key[2] + 1].clone()
+
+        async def fetch() -> None:
+            try:
+                probs = await self.w.bridge.probabilities(entry.model, state)
+                if len(self._probs) > 64:
+                    self._probs.clear()
+                self._probs[key] = probs[0]
+            finally:
+                self._probs_pending = None
+            self._refresh_hover()
+
+        self.w.spawn(fetch())
+
+    # ------------------------------------------------------------------ files
+    def entry_images(self, entry: Entry) -> np.ndarray:
+        """uint8 (N, H, W, 3) final images of an image entry."""
+        images = enginelink.tokens_to_images(entry.result.tokens, entry.model.config)
+        return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+    def entry_texts(self, entry: Entry) -> list[str]:
+        """Decoded text of every sample of a text entry (cut to the chosen length)."""
+        length = int(entry.settings.get("length") or entry.model.config.seq_length)
+        return [enginelink.tokens_to_text(t[:length]) for t in entry.result.tokens]
+
+    def save_entry(self, entry: Entry) -> list[Path]:
+        """Save an output in the data folder with its full settings."""
+        name = f"{store.timestamp()}-{entry.id:04d}-{entry.kind}"
+        folder = self.w.outputs_dir
+        if entry.model.config.modality == "image":
+            path = store.save_png(
+                folder / f"{name}.png", render.grid(self.entry_images(entry)), entry.settings
+            )
+            store.sidecar(path, entry.settings)
+        else:
+            path = store.save_text(folder / f"{name}.txt", self.entry_texts(entry), entry.settings)
+        entry.files.append(path)
+        return entry.files
+
+    def export_current(self, kind: str) -> None:
+        """Export the shown entry."""
+        if self.entry is None:
+            self.w.flash("Nothing to export yet")
+            return
+        self.export_entry(self.entry.id, kind)
+
+    def export_entry(self, entry_id: int, kind: str, path: str | None = None) -> Path | None:
+        """Export an entry as PNG (settings in text chunks), animated GIF of the denoising, or text."""
+        entry = self.w.history.get(entry_id)
+        image = entry.model.config.modality == "image"
+        if kind in ("png", "gif") and not image:
+            kind = "text"
+        suffix = {"png": "PNG (*.png)", "gif": "GIF (*.gif)", "text": "Text (*.txt)"}[kind]
+        if path is None:
+            default = str(Path.home() / f"prime-{entry.id}.{'txt' if kind == 'text' else kind}")
+            path, _ = QFileDialog.getSaveFileName(self.w, f"Export {kind.upper()}", default, suffix)
+            if not path:
+                return None
+        out = Path(path)
+        if kind == "png":
+            store.save_png(out, render.grid(self.entry_images(entry)), entry.settings)
+        elif kind == "gif":
+            renderer = self.renderer_for(entry.model)
+            frames = [
+                render.grid(renderer.image_arrays(entry.trajectory.state_at(k)))
+                for k in store.frame_steps(entry.steps_done)
+            ]
+            scale = max(1, 256 // max(frames[0].shape[:2]))
+            store.save_gif(out, frames, scale=scale)
+        else:
+            texts = self.entry_texts(entry) if not image else [str(entry.result.tokens.tolist())]
+            store.save_text(out, texts, entry.settings)
+        self.w.flash(f"Exported {out}")
+        return out
+
+    def restore_png(self, path: str) -> dict[str, Any]:
+        """Restore the generation settings a studio (or ``prime generate``) PNG carries."""
+        settings = store.read_png_settings(path)
+        values = dict(settings)
+        values["seed_mode"] = "fixed"  # reproduce that output
+        self.w.generate_panel.set_values(values)
+        model = settings.get("model")
+        note = ""
+        if model and (self.handle is None or self.handle.name != model):
+            note = f" (made with model {model!r}: load it to reproduce the output)"
+            try:
+                path_found = enginelink.eng.resolve_model(model)
+            except Exception:  # noqa: BLE001 - not in the library: just say so
+                path_found = None
+            if path_found is not None:
+                note = f" and loading {model}"
+                self.w.spawn(self.load_model(str(path_found)))
+        self.w.flash(f"Restored settings from {Path(path).name}{note}", 8000)
+        return settings

@@ -1,0 +1,133 @@
+"""The history / gallery panel.
+
+A tree of outputs (branches under their parent) with thumbnails,
+and actions: compare two, export PNG / GIF / text, open the outputs folder.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.history import Entry
+
+ID_ROLE = Qt.ItemDataRole.UserRole
+
+
+class HistoryPanel(QWidget):
+    """Tree of :class:`~studio.history.Entry` with thumbnails."""
+
+    selected = Signal(int)  # entry id
+    compare_requested = Signal(int, int)
+    export_requested = Signal(int, str)  # entry id, "png" | "gif" | "text"
+    open_folder_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Output", "Model", "Seed", "NFE", "Idle", "Time"])
+        self.tree.setIconSize(QSize(40, 40))
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setUniformRowHeights(False)
+        self.tree.itemSelectionChanged.connect(self._selection)
+        self.tree.setColumnWidth(0, 150)
+        self.items: dict[int, QTreeWidgetItem] = {}
+        self.compare = QPushButton("Compare")
+        self.compare.setToolTip("Select two outputs (Ctrl+click) and compare them side by side")
+        self.compare.clicked.connect(self._compare)
+        self.png = QPushButton("PNG")
+        self.png.setToolTip("Export the selected output as PNG (settings in text chunks) (Ctrl+E)")
+        self.gif = QPushButton("GIF")
+        self.gif.setToolTip("Export the denoising of the selected output as an animated GIF")
+        self.text = QPushButton("Text")
+        self.text.setToolTip("Export the selected output as a text file")
+        self.folder = QPushButton("Folder")
+        self.folder.setToolTip("Open the folder where every output is saved")
+        self.png.clicked.connect(lambda: self._export("png"))
+        self.gif.clicked.connect(lambda: self._export("gif"))
+        self.text.clicked.connect(lambda: self._export("text"))
+        self.folder.clicked.connect(self.open_folder_requested)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        for b in (self.compare, self.png, self.gif, self.text, self.folder):
+            bar.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tree, 1)
+        layout.addLayout(bar)
+
+    def add(self, entry: Entry, thumbnail: QImage | None = None) -> None:
+        """Add an entry under its parent (or as a root) and select it."""
+        s = entry.stats()
+        item = QTreeWidgetItem(
+            [
+                entry.title(),
+                entry.model.name,
+                str(entry.settings.get("seed", "")),
+                f"{s['nfe']:g}",
+                f"{s['idle']:g}",
+                f"{s['seconds']:.2f}s",
+            ]
+        )
+        item.setData(0, ID_ROLE, entry.id)
+        item.setToolTip(
+            0, "\n".join(f"{k}: {v}" for k, v in sorted(entry.settings.items()) if v not in ("", None))
+        )
+        if thumbnail is not None and not thumbnail.isNull():
+            pix = QPixmap.fromImage(
+                thumbnail.scaled(
+                    40, 40, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+                )
+            )
+            item.setIcon(0, QIcon(pix))
+        parent = self.items.get(entry.parent) if entry.parent is not None else None
+        if parent is not None:
+            parent.addChild(item)
+            parent.setExpanded(True)
+        else:
+            self.tree.addTopLevelItem(item)
+        self.items[entry.id] = item
+        self.tree.clearSelection()
+        item.setSelected(True)
+        self.tree.setCurrentItem(item)
+
+    def select(self, entry_id: int) -> None:
+        """Select an entry programmatically."""
+        item = self.items.get(entry_id)
+        if item is not None:
+            self.tree.clearSelection()
+            item.setSelected(True)
+            self.tree.setCurrentItem(item)
+
+    def selected_ids(self) -> list[int]:
+        """Ids of the selected entries."""
+        return [int(i.data(0, ID_ROLE)) for i in self.tree.selectedItems()]
+
+    def current_id(self) -> int | None:
+        """Id of the current entry."""
+        item = self.tree.currentItem()
+        return int(item.data(0, ID_ROLE)) if item is not None else None
+
+    def _selection(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.selected.emit(ids[0])
+
+    def _compare(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 2:
+            self.compare_requested.emit(ids[0], ids[1])
+
+    def _export(self, kind: str) -> None:
+        current = self.current_id()
+        if current is not None:
+            self.export_requested.emit(current, kind)
