@@ -24,8 +24,18 @@ from engine.training.events import EvalResult
 T_MIN = 1e-4
 
 
-def _items(data: TokenData, max_items: int | None) -> tuple[np.ndarray, str]:
-    index, split = (data.val_index, "validation") if len(data.val_index) else (data.train_index, "train")
+SPLITS = ("validation", "train", "all")
+
+
+def _items(data: TokenData, split: str, max_items: int | None) -> tuple[np.ndarray, str]:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "all":
+        index = np.arange(len(data), dtype=np.int64)
+    elif split == "train" or not len(data.val_index):
+        index, split = data.train_index, "train"
+    else:
+        index = data.val_index
     if max_items is not None and max_items > 0:
         index = index[:max_items]
     return index, split
@@ -42,8 +52,11 @@ def evaluate(
     seed: int = 0,
     bf16: bool | None = None,
     weights: str = "model",
+    split: str = "validation",
 ) -> EvalResult:
     """The valid bound of ``model`` on ``data``'s validation items (training items if none).
+
+    ``split`` = "all" evaluates every item (a data set that was not used for training).
 
     Args:
         model: a :class:`PrimeModel` (its device is used; it is put in eval mode and restored).
@@ -54,11 +67,12 @@ def evaluate(
         seed: seeds t and the noise.
         bf16: autocast (None = on for CUDA only).
         weights: label for the report ("ema" or "model").
+        split: "validation" (falls back to "train" when nothing is held out), "train" or "all".
     """
     data.check_model(model.config)
     if batch_size < 1 or passes < 1:
         raise ValueError(f"batch_size and passes must be >= 1, got {batch_size}, {passes}")
-    index, split = _items(data, max_items)
+    index, split = _items(data, split, max_items)
     n = len(index)
     if n == 0:
         raise ValueError("no items to evaluate")
