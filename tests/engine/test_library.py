@@ -1,0 +1,169 @@
+"""The model library: data folders, listing (broken files included), resolve, import, remove."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import ModelConfig, PrimeModel
+from engine import library as lib
+from engine.checkpoints import ModelFileError, save_model
+
+
+def tiny_model(seed: int = 0) -> PrimeModel:
+    cfg = ModelConfig(modality="text", num_classes=256, ell=2, seq_len=8, d_model=16, n_layers=1, n_heads=2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PrimeModel(cfg)
+
+
+@pytest.fixture
+def bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bundled-models folder with one valid model (stands in for assets/models)."""
+    folder = tmp_path / "assets" / "models"
+    folder.mkdir(parents=True)
+    save_model(folder / "demo-text.safetensors", tiny_model(), {"dataset": "bundled"})
+    monkeypatch.setattr(lib, "bundled_models_dir", lambda: folder)
+    return folder
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def test_data_dir_override(prime_home: Path) -> None:
+    assert lib.data_dir() == Path(prime_home)
+    assert lib.user_models_dir() == Path(prime_home) / "models"
+    assert lib.user_models_dir().is_dir()
+
+
+@pytest.mark.parametrize(
+    ("platform", "env", "expected"),
+    [
+        ("linux", {"XDG_DATA_HOME": "/xdg"}, "/xdg/prime-studio"),
+        ("linux", {}, "{home}/.local/share/prime-studio"),
+        ("darwin", {}, "{home}/Library/Application Support/Prime Studio"),
+        ("win32", {"APPDATA": "/appdata"}, "/appdata/Prime Studio"),
+    ],
+)
+def test_platform_data_dirs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, env: dict[str, str], expected: str
+) -> None:
+    monkeypatch.delenv("PRIME_STUDIO_HOME")
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.delenv("APPDATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(sys, "platform", platform)
+    assert lib.data_dir() == Path(expected.format(home=tmp_path))
+
+
+def test_bundled_dir_is_the_assets_folder_from_a_source_tree() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    found = lib.bundled_models_dir()
+    # from a source checkout (plain or editable install) this is the repository's assets/models
+    assert found.parts[-1] == "models"
+    assert found == repo / "assets" / "models" or found.parent.name == "prime_assets"
+
+
+# --------------------------------------------------------------------------- listing and resolving
+
+
+def test_empty_library() -> None:
+    assert [e for e in lib.list_models() if not e.bundled] == []
+
+
+def test_lists_bundled_then_user_and_survives_broken_files(bundled: Path) -> None:
+    user = lib.user_models_dir()
+    save_model(user / "mine.safetensors", tiny_model(seed=1))
+    (user / "broken.safetensors").write_bytes(b"definitely not safetensors")
+    (user / "notes.txt").write_text("ignored: not a model file")
+    entries = lib.list_models()
+    assert [(e.name, e.bundled) for e in entries] == [
+        ("demo-text", True),
+        ("broken", False),
+        ("mine", False),
+    ]
+    good = {e.name: e for e in entries}
+    assert good["demo-text"].info is not None and good["demo-text"].info.card["dataset"] == "bundled"
+    assert good["mine"].error is None and good["mine"].info is not None
+    broken = good["broken"]
+    assert broken.info is None and "not a safetensors file" in (broken.error or "")
+    assert broken.to_dict()["error"] == broken.error
+
+
+def test_resolve_name_and_path(bundled: Path, tmp_path: Path) -> None:
+    assert lib.resolve_model("demo-text") == bundled / "demo-text.safetensors"
+    outside = tmp_path / "elsewhere.safetensors"
+    save_model(outside, tiny_model())
+    assert lib.resolve_model(str(outside)) == outside
+    assert lib.resolve_model(outside) == outside
+
+
+def test_resolve_unknown_lists_available_names(bundled: Path) -> None:
+    with pytest.raises(ValueError, match="no model named 'nope'; available models: demo-text"):
+        lib.resolve_model("nope")
+    with pytest.raises(ValueError, match="no model file"):
+        lib.resolve_model("missing/dir/model.safetensors")
+
+
+def test_resolve_with_empty_library_says_how_to_make_one() -> None:
+    with pytest.raises(ValueError, match="prime init"):
+        lib.resolve_model("anything")
+
+
+# --------------------------------------------------------------------------- import and remove
+
+
+def test_import_copies_a_valid_model(bundled: Path, tmp_path: Path) -> None:
+    source = tmp_path / "fresh.safetensors"
+    save_model(source, tiny_model(seed=2))
+    target = lib.import_model(source)
+    assert target == lib.user_models_dir() / "fresh.safetensors"
+    assert target.read_bytes() == source.read_bytes()
+    assert source.exists()
+    assert lib.resolve_model("fresh") == target
+    renamed = lib.import_model(source, name="fresh-2")
+    assert renamed.name == "fresh-2.safetensors"
+
+
+def test_import_refuses_invalid_files(tmp_path: Path) -> None:
+    source = tmp_path / "bad.safetensors"
+    source.write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelFileError):
+        lib.import_model(source)
+    assert list(lib.user_models_dir().iterdir()) == []
+
+
+def test_import_refuses_name_clash(bundled: Path, tmp_path: Path) -> None:
+    source = tmp_path / "demo-text.safetensors"
+    save_model(source, tiny_model(seed=3))
+    with pytest.raises(ValueError, match="already used by a bundled model"):
+        lib.import_model(source)
+    lib.import_model(source, name="copy")
+    with pytest.raises(ValueError, match="already used by a model in your library"):
+        lib.import_model(source, name="copy")
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden"])
+def test_import_refuses_bad_names(tmp_path: Path, name: str) -> None:
+    source = tmp_path / "ok.safetensors"
+    save_model(source, tiny_model())
+    with pytest.raises(ValueError, match="invalid model name"):
+        lib.import_model(source, name=name)
+
+
+def test_remove_user_model_only(bundled: Path, tmp_path: Path) -> None:
+    source = tmp_path / "mine.safetensors"
+    save_model(source, tiny_model())
+    target = lib.import_model(source)
+    assert lib.remove_model("mine") == target
+    assert not target.exists()
+    with pytest.raises(ValueError, match="no user model named 'mine'"):
+        lib.remove_model("mine")
+    with pytest.raises(ValueError, match="bundled model and cannot be removed"):
+        lib.remove_model("demo-text")
+    assert (bundled / "demo-text.safetensors").exists()
