@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -309,9 +310,10 @@ class Bridge(QObject):
 
         The result is a :class:`ModelHandle`; the model itself stays on the engine thread.
         """
-        label = name or (
-            f"random {source.modality} model" if isinstance(source, eng.ModelConfig) else str(source)
-        )
+        if isinstance(source, eng.ModelConfig):
+            label = name or f"random {source.modality} model"
+        else:
+            label = name or (str(source) if isinstance(source, (str, Path)) else "in-memory model")
 
         def work(token: eng.CancelToken) -> ModelHandle:
             model, card, path, untrained = enginelink.load_model(source)

@@ -98,7 +98,9 @@ def random_config(modality: str = "image") -> Any:
 
 
 def load_model(source: Any) -> tuple[Any, dict, str, bool]:
-    """(model, card, path, untrained) from a ModelConfig (random init), a library name or a path."""
+    """(model, card, path, untrained) from a model, a ModelConfig (random init), a name or a path."""
+    if isinstance(source, torch.nn.Module):  # a model built in code (tests, scripts)
+        return source.eval(), {}, "", True
     if isinstance(source, eng.ModelConfig):
         seed = random.randrange(2**31)
         torch.manual_seed(seed)
@@ -117,6 +119,9 @@ def load_model(source: Any) -> tuple[Any, dict, str, bool]:
 
 def model_name(source: Any, card: dict) -> str:
     """Display name for a loaded model."""
+    if isinstance(source, torch.nn.Module):
+        cfg = source.config
+        return f"in-memory {cfg.modality} model, ell={cfg.ell}"
     if isinstance(source, eng.ModelConfig):
         geometry = (
             f"{source.height}x{source.width}x{source.channels}"

@@ -10,16 +10,16 @@ painted on top, in token-grid coordinates (H, W) shared by all samples.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSizePolicy,
     QSpinBox,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -236,28 +236,19 @@ class CanvasPanel(QWidget):
         self.hover = QLabel(" ")
         self.hover.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 0, 0)
-        for w in (
-            QLabel("View"),
-            self.mode,
-            QLabel("Zoom"),
-            self.zoom,
-            _sep(),
-            self.brush,
-            self.eraser,
-            self.size,
-            self.clear,
-            self.inpaint,
-            _sep(),
-            self.keep,
-            self.detail,
-        ):
+        bar = QToolBar()  # overflows into a menu on narrow windows
+        bar.setObjectName("canvasTools")
+        for w in (QLabel("View "), self.mode, QLabel(" Zoom "), self.zoom):
             bar.addWidget(w)
-        bar.addStretch(1)
+        bar.addSeparator()
+        for w in (self.brush, self.eraser, self.size, self.clear, self.inpaint):
+            bar.addWidget(w)
+        bar.addSeparator()
+        for w in (self.keep, self.detail):
+            bar.addWidget(w)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
+        layout.addWidget(bar)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.hover)
 
@@ -291,10 +282,4 @@ class CanvasPanel(QWidget):
         self.view.setCursor(Qt.CursorShape.CrossCursor if self.view.tool else Qt.CursorShape.ArrowCursor)
 
 
-def _sep() -> QWidget:
-    line = QWidget()
-    line.setFixedWidth(8)
-    return line
-
-
-__all__ = ["CanvasPanel", "CanvasView", "QRect"]
+__all__ = ["CanvasPanel", "CanvasView"]

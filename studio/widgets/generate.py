@@ -72,8 +72,12 @@ class GeneratePanel(QWidget):
         self.top_k = QSpinBox(minimum=0, maximum=65536, value=0)
         self.top_k.setSpecialValueText("off")
         self.reveal = QComboBox()
-        self.reveal.addItem("Joint (draw a token, reveal digits)", "joint")
-        self.reveal.addItem("Marginal (draw each digit)", "marginal")
+        self.reveal.addItem("Joint", "joint")
+        self.reveal.addItem("Marginal", "marginal")
+        self.reveal.setToolTip(
+            "Joint: draw a whole token, reveal some of its digits (default).\n"
+            "Marginal: draw each revealed digit from its own marginal."
+        )
         self.corrector = QDoubleSpinBox(minimum=0.0, maximum=0.5, singleStep=0.01, value=0.0, decimals=2)
         self.corrector.setSpecialValueText("off")
         self.corrector.setToolTip("Fraction of free visible digits re-masked and redrawn after each step")

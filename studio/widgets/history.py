@@ -11,7 +11,9 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QMenu,
     QPushButton,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -44,21 +46,20 @@ class HistoryPanel(QWidget):
         self.compare = QPushButton("Compare")
         self.compare.setToolTip("Select two outputs (Ctrl+click) and compare them side by side")
         self.compare.clicked.connect(self._compare)
-        self.png = QPushButton("PNG")
-        self.png.setToolTip("Export the selected output as PNG (settings in text chunks) (Ctrl+E)")
-        self.gif = QPushButton("GIF")
-        self.gif.setToolTip("Export the denoising of the selected output as an animated GIF")
-        self.text = QPushButton("Text")
-        self.text.setToolTip("Export the selected output as a text file")
+        self.export = QToolButton(text="Export")
+        self.export.setToolTip("Export the selected output: PNG with settings, GIF of the denoising, text")
+        self.export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export)
+        menu.addAction("PNG (settings in text chunks)\u2026", lambda: self._export("png"))
+        menu.addAction("Animated GIF of the denoising\u2026", lambda: self._export("gif"))
+        menu.addAction("Text file\u2026", lambda: self._export("text"))
+        self.export.setMenu(menu)
         self.folder = QPushButton("Folder")
         self.folder.setToolTip("Open the folder where every output is saved")
-        self.png.clicked.connect(lambda: self._export("png"))
-        self.gif.clicked.connect(lambda: self._export("gif"))
-        self.text.clicked.connect(lambda: self._export("text"))
         self.folder.clicked.connect(self.open_folder_requested)
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
-        for b in (self.compare, self.png, self.gif, self.text, self.folder):
+        for b in (self.compare, self.export, self.folder):
             bar.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

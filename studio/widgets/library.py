@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QTextBrowser,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -75,20 +76,20 @@ class LibraryPanel(QWidget):
         self.list.itemDoubleClicked.connect(lambda item: self._load(item))
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(True)
-        self.load = QPushButton("Load")
+        self.load = QToolButton(text="Load")
         self.load.clicked.connect(lambda: self._load(self.list.currentItem()))
-        self.import_ = QPushButton("Import\u2026")
+        self.import_ = QToolButton(text="Import")
         self.import_.setToolTip("Copy a .safetensors model into your library (or drop one here)")
         self.import_.clicked.connect(self.import_requested)
-        self.remove = QPushButton("Remove")
+        self.remove = QToolButton(text="Remove")
         self.remove.clicked.connect(self._remove)
-        self.reveal = QPushButton("Reveal")
+        self.reveal = QToolButton(text="Reveal")
         self.reveal.setToolTip("Show the model file in the file manager")
         self.reveal.clicked.connect(self._reveal)
         self.random_kind = QComboBox()
         self.random_kind.addItem("image", "image")
         self.random_kind.addItem("text", "text")
-        self.random = QPushButton("New random model")
+        self.random = QPushButton("New random")
         self.random.setToolTip("An UNTRAINED model with random weights, to try the studio")
         self.random.clicked.connect(lambda: self.random_requested.emit(self.random_kind.currentData()))
         self.empty = QLabel(

@@ -93,9 +93,9 @@ class TextPanel(QWidget):
         self.regen.clicked.connect(self._regen)
         self.legend = QLabel(
             "<span style='background:#ffe2a8;color:#7a4a00'>&nbsp;partial&nbsp;</span> "
-            "<span style='color:#9a9aae'>\u2591 masked</span> \u00b7 select text, then "
-            "Regenerate selection"
+            "<span style='color:#9a9aae'>\u2591 masked</span>"
         )
+        self.legend.setToolTip("Select a span of one sample, then Regenerate selection")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)

@@ -1,0 +1,59 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from studio import app, panels
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_app(*args, home, timeout=240):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PRIME_STUDIO_HOME=str(home), PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "studio.app", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def test_self_test_writes_a_screenshot(tmp_path, prime_home):
+    shot = tmp_path / "shot.png"
+    proc = run_app(
+        "--self-test",
+        "generate",
+        "--screenshot",
+        str(shot),
+        "--settings",
+        str(tmp_path / "s.ini"),
+        home=prime_home,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "self-test generate OK" in proc.stdout
+    with Image.open(shot) as image:
+        assert image.width > 600 and image.height > 400
+    assert (Path(prime_home) / "logs" / "studio.log").exists()
+    assert list((Path(prime_home) / "outputs").glob("*.png"))
+
+
+def test_unknown_self_test_fails_clearly(tmp_path, prime_home):
+    proc = run_app("--self-test", "nonsense", "--settings", str(tmp_path / "s.ini"), home=prime_home)
+    assert proc.returncode == 2 and "unknown self-test" in proc.stderr
+
+
+def test_panels_can_register_self_tests_and_tabs():
+    async def script(window, args):
+        return None
+
+    panels.register_self_test("demo", script)
+    try:
+        assert panels.SELF_TESTS["demo"] is script
+    finally:
+        del panels.SELF_TESTS["demo"]
+    assert app.parse_args(["--self-test"]).self_test == "generate"
+    assert app.parse_args(["--self-test", "train", "--screenshot", "x.png"]).self_test == "train"
