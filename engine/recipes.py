@@ -44,8 +44,12 @@ class Recipe:
 
     def card(self) -> dict:
         """The model-card fields a recipe fixes (the trainer adds steps, time and metrics)."""
-        return {"recipe": self.name, "summary": self.summary, "data_source": self.source,
-                "reproduce": f"prime train --recipe {self.name} --out {self.name}.safetensors"}
+        return {
+            "recipe": self.name,
+            "summary": self.summary,
+            "data_source": self.source,
+            "reproduce": f"prime train --recipe {self.name} --out {self.name}.safetensors",
+        }
 
 
 def digits_data() -> TokenData:
@@ -84,8 +88,11 @@ def kjv_verses(path: Path = KJV_PATH) -> list[tuple[str, str]]:
 
 
 def kjv_data(seq_len: int = 128) -> TokenData:
-    """The KJV as byte sequences of ``seq_len``: verses packed one per line within each book, cut
-    along book boundaries (a book's last piece is padded with newlines); whole books held out."""
+    """The KJV as byte sequences of ``seq_len``, whole books held out for validation.
+
+    Verses are packed one per line within each book and cut along book boundaries (a book's last
+    piece is padded with newlines).
+    """
     by_book: dict[str, list[str]] = {}
     for book, text in kjv_verses():
         by_book.setdefault(book, []).append(text)
@@ -114,28 +121,77 @@ def kjv_data(seq_len: int = 128) -> TokenData:
     )
 
 
-_DIGITS_MODEL = dict(modality="image", num_classes=17, height=8, width=8, channels=1,
-                     d_model=128, n_layers=4, n_heads=4)
-_DIGITS_TRAIN = TrainConfig(steps=5000, batch_size=64, lr=1.5e-3, warmup=200, lr_schedule="cosine",
-                            ema=0.999, objective="masked_ce", eval_every=500, eval_batches=8,
-                            preview_every=1000, checkpoint_every=250, seed=0, val_fraction=0.0)
+_DIGITS_MODEL = dict(
+    modality="image", num_classes=17, height=8, width=8, channels=1, d_model=128, n_layers=4, n_heads=4
+)
+_DIGITS_TRAIN = TrainConfig(
+    steps=5000,
+    batch_size=64,
+    lr=1.5e-3,
+    warmup=200,
+    lr_schedule="cosine",
+    ema=0.999,
+    objective="masked_ce",
+    eval_every=500,
+    eval_batches=8,
+    preview_every=1000,
+    checkpoint_every=250,
+    seed=0,
+    val_fraction=0.0,
+)
 _KJV_LEN = 128
 _KJV_MODEL = dict(modality="text", num_classes=256, seq_len=_KJV_LEN, d_model=128, n_layers=4, n_heads=4)
-_KJV_TRAIN = TrainConfig(steps=4000, batch_size=32, lr=1.5e-3, warmup=300, lr_schedule="cosine",
-                         ema=0.999, objective="masked_ce", eval_every=500, eval_batches=8,
-                         preview_every=1000, checkpoint_every=250, seed=0, val_fraction=0.0)
+_KJV_TRAIN = TrainConfig(
+    steps=4000,
+    batch_size=32,
+    lr=1.5e-3,
+    warmup=300,
+    lr_schedule="cosine",
+    ema=0.999,
+    objective="masked_ce",
+    eval_every=500,
+    eval_batches=8,
+    preview_every=1000,
+    checkpoint_every=250,
+    seed=0,
+    val_fraction=0.0,
+)
 _DIGITS_SOURCE = "scikit-learn load_digits (UCI optical digits test set, 1,797 images, CC BY 4.0)"
 _KJV_SOURCE = "King James Bible (public domain), Debian bible-kjv-text, datasets/kjv/kjv.txt.xz"
 
 RECIPES: dict[str, Recipe] = {
-    "digits-prime": Recipe("digits-prime", "8x8 handwritten digits, Prime with ell = 2 (base 5)",
-                           ModelConfig(ell=2, **_DIGITS_MODEL), _DIGITS_TRAIN, digits_data, _DIGITS_SOURCE),
-    "digits-mdm": Recipe("digits-mdm", "8x8 handwritten digits, MDM baseline (ell = 1)",
-                         ModelConfig(ell=1, **_DIGITS_MODEL), _DIGITS_TRAIN, digits_data, _DIGITS_SOURCE),
-    "kjv-prime": Recipe("kjv-prime", f"King James Bible bytes, {_KJV_LEN}-byte passages, Prime with ell = 2",
-                        ModelConfig(ell=2, **_KJV_MODEL), _KJV_TRAIN, lambda: kjv_data(_KJV_LEN), _KJV_SOURCE),
-    "kjv-mdm": Recipe("kjv-mdm", f"King James Bible bytes, {_KJV_LEN}-byte passages, MDM baseline (ell = 1)",
-                      ModelConfig(ell=1, **_KJV_MODEL), _KJV_TRAIN, lambda: kjv_data(_KJV_LEN), _KJV_SOURCE),
+    "digits-prime": Recipe(
+        "digits-prime",
+        "8x8 handwritten digits, Prime with ell = 2 (base 5)",
+        ModelConfig(ell=2, **_DIGITS_MODEL),
+        _DIGITS_TRAIN,
+        digits_data,
+        _DIGITS_SOURCE,
+    ),
+    "digits-mdm": Recipe(
+        "digits-mdm",
+        "8x8 handwritten digits, MDM baseline (ell = 1)",
+        ModelConfig(ell=1, **_DIGITS_MODEL),
+        _DIGITS_TRAIN,
+        digits_data,
+        _DIGITS_SOURCE,
+    ),
+    "kjv-prime": Recipe(
+        "kjv-prime",
+        f"King James Bible bytes, {_KJV_LEN}-byte passages, Prime with ell = 2",
+        ModelConfig(ell=2, **_KJV_MODEL),
+        _KJV_TRAIN,
+        lambda: kjv_data(_KJV_LEN),
+        _KJV_SOURCE,
+    ),
+    "kjv-mdm": Recipe(
+        "kjv-mdm",
+        f"King James Bible bytes, {_KJV_LEN}-byte passages, MDM baseline (ell = 1)",
+        ModelConfig(ell=1, **_KJV_MODEL),
+        _KJV_TRAIN,
+        lambda: kjv_data(_KJV_LEN),
+        _KJV_SOURCE,
+    ),
 }
 
 
