@@ -176,7 +176,7 @@ class _Trainer:
         if cfg.batch_size % info.world:
             raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {info.world} ranks")
         self.model_path, self.ckpt_path = resolve_paths(out, resume, overwrite, info.main)
-        net, self.parent = resolve_model(source)
+        net, self.parent = resolve_model(source, mix_seed(cfg.seed, 5))
         self.mcfg = net.config
         self.data: TokenData = resolve_data(data, self.mcfg, cfg, self.parent)
         torch.manual_seed(mix_seed(cfg.seed, info.rank, 11))  # dropout; restored on resume

@@ -29,10 +29,12 @@ def _card_digest(card: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_model(source: ModelSource) -> tuple[PrimeModel, dict[str, Any] | None]:
-    """(a fresh or parent model on the CPU, parent record or None)."""
+def resolve_model(source: ModelSource, seed: int = 0) -> tuple[PrimeModel, dict[str, Any] | None]:
+    """(a fresh model initialised from ``seed``, or the parent model, on the CPU; parent record)."""
     if isinstance(source, ModelConfig):
-        return PrimeModel(source), None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return PrimeModel(source), None
     if isinstance(source, PrimeModel):
         return copy.deepcopy(source).cpu(), {"name": "in-memory model", "config": source.config.to_dict()}
     if isinstance(source, (str, os.PathLike)):
