@@ -4,9 +4,28 @@ This package never imports Qt. Its public API is re-exported here.
 """
 
 from engine.api import CancelToken, Condition, SampleRequest, SampleResult, SampleStep
+from engine.checkpoints import (
+    ModelFileError,
+    ModelInfo,
+    app_version,
+    load_model,
+    read_model_info,
+    save_model,
+)
 from engine.config import ModelConfig
 from engine.convert import images_to_tokens, text_to_tokens, tokens_to_bytes, tokens_to_images, tokens_to_text
+from engine.data import DataError, PreflightReport, TokenData, preflight
 from engine.device import autocast, pick_device
+from engine.library import (
+    ModelEntry,
+    bundled_models_dir,
+    data_dir,
+    import_model,
+    list_models,
+    remove_model,
+    resolve_model,
+    user_models_dir,
+)
 from engine.models import PrimeModel
 from engine.prime import OBJECTIVES, Codec, Schedule, masked_digit_ce, paper_surrogate, valid_bound
 from engine.sampling import (
@@ -19,6 +38,16 @@ from engine.sampling import (
     sample,
     text_condition,
 )
+from engine.training import (
+    EvalResult,
+    TrainConfig,
+    TrainEvent,
+    TrainingError,
+    TrainSummary,
+    evaluate,
+    iter_train,
+    train,
+)
 
 __version__ = "0.1.0"
 
@@ -27,29 +56,55 @@ __all__ = [
     "CancelToken",
     "Codec",
     "Condition",
+    "DataError",
+    "EvalResult",
     "ModelConfig",
+    "ModelEntry",
+    "ModelFileError",
+    "ModelInfo",
+    "PreflightReport",
     "PrimeModel",
     "SampleRequest",
     "SampleResult",
     "SampleStep",
     "Schedule",
+    "TokenData",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainSummary",
+    "TrainingError",
     "Trajectory",
     "__version__",
+    "app_version",
     "autocast",
     "branch",
+    "bundled_models_dir",
+    "data_dir",
+    "evaluate",
     "high_digits_condition",
     "images_to_tokens",
+    "import_model",
     "iter_branch",
     "iter_sample",
+    "iter_train",
+    "list_models",
+    "load_model",
     "masked_digit_ce",
     "paper_surrogate",
     "pick_device",
+    "preflight",
+    "read_model_info",
     "region_condition",
+    "remove_model",
+    "resolve_model",
     "sample",
+    "save_model",
     "text_condition",
     "text_to_tokens",
     "tokens_to_bytes",
     "tokens_to_images",
     "tokens_to_text",
+    "train",
+    "user_models_dir",
     "valid_bound",
 ]
