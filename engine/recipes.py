@@ -125,9 +125,9 @@ _DIGITS_MODEL = dict(
     modality="image", num_classes=17, height=8, width=8, channels=1, d_model=128, n_layers=4, n_heads=4
 )
 _DIGITS_TRAIN = TrainConfig(
-    steps=5000,
+    steps=3000,
     batch_size=64,
-    lr=1.5e-3,
+    lr=2e-3,
     warmup=200,
     lr_schedule="cosine",
     ema=0.999,
@@ -137,14 +137,15 @@ _DIGITS_TRAIN = TrainConfig(
     preview_every=1000,
     checkpoint_every=250,
     seed=0,
+    bf16=True,
     val_fraction=0.0,
 )
 _KJV_LEN = 128
 _KJV_MODEL = dict(modality="text", num_classes=256, seq_len=_KJV_LEN, d_model=128, n_layers=4, n_heads=4)
 _KJV_TRAIN = TrainConfig(
-    steps=4000,
+    steps=3000,
     batch_size=32,
-    lr=1.5e-3,
+    lr=2e-3,
     warmup=300,
     lr_schedule="cosine",
     ema=0.999,
@@ -154,6 +155,7 @@ _KJV_TRAIN = TrainConfig(
     preview_every=1000,
     checkpoint_every=250,
     seed=0,
+    bf16=True,
     val_fraction=0.0,
 )
 _DIGITS_SOURCE = "scikit-learn load_digits (UCI optical digits test set, 1,797 images, CC BY 4.0)"
