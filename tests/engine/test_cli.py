@@ -399,3 +399,15 @@ def test_engine_works_without_qt(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "ok"
     assert (tmp_path / "g.png").is_file() and (tmp_path / "g.gif").is_file()
+
+
+def test_train_and_eval_are_registered(capsys: pytest.CaptureFixture[str]) -> None:
+    """engine.training.cli provides them; usage errors there are one line like everywhere else."""
+    from engine.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"train", "eval"} <= set(commands)
+    code, _, err = run(capsys, "train", "--out", "x.safetensors")
+    assert_one_line_error(code, err, "--data")
+    code, _, err = run(capsys, "eval", "--model", "nothing-here", "--data", "nowhere")
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -167,3 +168,52 @@ def test_remove_user_model_only(bundled: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bundled model and cannot be removed"):
         lib.remove_model("demo-text")
     assert (bundled / "demo-text.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_regular_install_finds_bundled_models(tmp_path: Path) -> None:
+    """A non-editable install ships assets/ as ``prime_assets``; the library finds models there."""
+    import shutil
+    import subprocess
+
+    pytest.importorskip("setuptools")
+    repo = Path(__file__).resolve().parents[2]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(repo / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("engine", "studio", "assets"):
+        shutil.copytree(repo / name, src / name, ignore=ignore)
+    (src / "assets" / "models").mkdir(parents=True, exist_ok=True)
+    save_model(src / "assets" / "models" / "shipped.safetensors", tiny_model(), {"dataset": "shipped"})
+    wheel_dir, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "--no-input"]
+    build = subprocess.run(
+        [*pip, "wheel", "--no-index", "--no-deps", "--no-build-isolation", "-w", str(wheel_dir), str(src)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheel_dir.glob("prime_studio-*.whl")
+    install = subprocess.run(
+        [*pip, "install", "--no-index", "--no-deps", "--target", str(site), str(wheel)], capture_output=True
+    )
+    assert install.returncode == 0, install.stderr
+    probe = (
+        "import engine, engine.library as lib; "
+        "print(engine.__file__); print(lib.bundled_models_dir()); "
+        "print([(e.name, e.bundled, e.info.card['dataset']) for e in lib.list_models()])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site), "PRIME_STUDIO_HOME": str(tmp_path / "home")},
+    )
+    assert done.returncode == 0, done.stderr
+    engine_file, bundled_dir, listing = done.stdout.strip().splitlines()
+    assert engine_file.startswith(str(site))
+    assert bundled_dir == str(site / "prime_assets" / "models")
+    assert listing == "[('shipped', True, 'shipped')]"
