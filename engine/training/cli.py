@@ -346,6 +346,10 @@ def run_train(args: argparse.Namespace) -> int:
     return 130 if summary.cancelled else 0
 
 
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if value == value and abs(value) != float("inf") else "n/a"
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """``prime eval``: the valid bound of a model on a data path."""
     from engine.checkpoints import load_model
@@ -383,12 +387,13 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload))
     else:
-        se = result.stderr_nats_per_token
+        se = _fmt(result.stderr_nats_per_token)
+        se_bits = _fmt(result.stderr_bits_per_dim)
         print(f"model: {info.name} ({path})")
         print(f"data: {args.data}: {report.files_used} files used, {len(report.skipped)} skipped")
         print(f"items used: {result.items} ({result.split})")
-        print(f"valid bound: {result.nats_per_token:.4f} ± {se:.4f} nats/token")
-        print(f"             {result.bits_per_token:.4f} ± {result.stderr_bits_per_dim:.4f} bits/token")
+        print(f"valid bound: {result.nats_per_token:.4f} ± {se} nats/token")
+        print(f"             {result.bits_per_token:.4f} ± {se_bits} bits/token")
         print(f"             {result.bits_per_dim:.4f} bits/dim (per sub-pixel or byte)")
         print(f"perplexity:  {result.perplexity:.3f} (exp of nats/token)")
         print(f"how: {result.how}; {seconds:.1f} s")

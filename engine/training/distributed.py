@@ -67,13 +67,13 @@ def any_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def broadcast_error(message: str | None, info: DistInfo) -> str | None:
-    """Rank 0's message (or None) on every rank."""
+def mean_over_ranks(value: float, info: DistInfo, device: torch.device) -> float:
+    """The mean of ``value`` over all ranks (all ranks must call this together)."""
     if info.world == 1:
-        return message
-    box = [message]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item()) / info.world
 
 
 def check_identical(model: torch.nn.Module, info: DistInfo, device: torch.device) -> None:

@@ -73,8 +73,9 @@ class EvalResult:
 
     def line(self) -> str:
         """One line for a terminal."""
+        se = f"{self.stderr_bits_per_dim:.4f}" if math.isfinite(self.stderr_bits_per_dim) else "n/a"
         return (
-            f"valid bound {self.bits_per_dim:.4f} ± {self.stderr_bits_per_dim:.4f} bits/dim "
+            f"valid bound {self.bits_per_dim:.4f} ± {se} bits/dim "
             f"({self.nats_per_token:.4f} nats/token, perplexity {self.perplexity:.3f}; "
             f"{self.items} {self.split} items, {self.weights} weights)"
         )

@@ -310,6 +310,8 @@ class _Trainer:
                 loss = loss / self.mcfg.seq_length
                 (loss / cfg.grad_accum).backward()
             total += float(loss.detach()) / cfg.grad_accum
+        if self.info.world > 1:  # report the global batch's loss, not this rank's share
+            total = D.mean_over_ranks(total, self.info, self.device)
         if not math.isfinite(total):
             raise TrainingError(
                 f"the loss became {total} at step {self.step + 1}; lower the learning rate (--lr) "
