@@ -158,8 +158,9 @@ def format_table(result: dict[str, Any]) -> str:
                 f"in-vocabulary words {r['in_vocabulary_share']:.3f}, "
                 f"well-formed lines {r['well_formed_line_share']:.3f}"
             )
+        mark = " " if r["target_reachable"] else "*"
         lines.append(
-            f"{r['model']:<16} {r['target_nfe']:>3}  {r['steps']:>5}  {r['mean_nfe']:>7.1f}{' ' if r['target_reachable'] else '*'}  "
+            f"{r['model']:<16} {r['target_nfe']:>3}  {r['steps']:>5}  {r['mean_nfe']:>7.1f}{mark}  "
             f"{r['mean_idle_steps']:>4.1f}  {r['seconds_per_sample']:>8.4f}  {q}"
         )
     if any(not r["target_reachable"] for r in result["rows"]):
