@@ -204,8 +204,13 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
 
 
 def _resolve_model_path(name: str) -> Path:
+    """A model file path: as given, with ``.safetensors`` appended (as ``--out`` does), or by library name."""
     from engine.library import resolve_model
+    from engine.training.checkpoint import model_path_for
 
+    for candidate in (Path(name).expanduser(), model_path_for(name)):
+        if candidate.is_file():
+            return candidate
     return resolve_model(name)
 
 
