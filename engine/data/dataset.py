@@ -138,11 +138,23 @@ def make_token_data(
     val_fraction: float,
     seed: int,
     description: dict[str, Any] | None = None,
+    val_sources: frozenset[str] | None = None,
 ) -> TokenData:
-    """Split, fingerprint and wrap preprocessed tokens (N, L)."""
+    """Split, fingerprint and wrap preprocessed tokens (N, L).
+
+    ``val_sources`` (names from ``sources``) fixes the held-out sources instead of the seeded split.
+    """
     tokens = np.ascontiguousarray(tokens)
     groups = np.asarray(groups, dtype=np.int64)
-    train_index, val_index = split_indices(groups, sources, val_fraction, seed)
+    if val_sources is not None:
+        unknown = sorted(set(val_sources) - set(sources))
+        if unknown:
+            raise DataError(f"val_sources not among the sources: {', '.join(unknown)}")
+        held = np.isin(groups, [i for i, name in enumerate(sources) if name in val_sources])
+        everything = np.arange(len(groups), dtype=np.int64)
+        train_index, val_index = everything[~held], everything[held]
+    else:
+        train_index, val_index = split_indices(groups, sources, val_fraction, seed)
     return TokenData(
         tokens=tokens,
         groups=groups,
