@@ -8,6 +8,7 @@ the outputs.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -51,6 +52,19 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         type=int,
         help="text models: tokens to generate after the prompt (default: fill the sequence); "
         "the suffix follows them and the output is trimmed to prompt + length + suffix",
+    )
+    p.add_argument("--image", help="image models: start from this picture (resized to the model's size)")
+    p.add_argument(
+        "--keep-digits",
+        type=int,
+        help="with --image: keep the K most significant digits of every pixel and regenerate the rest "
+        "('keep the coarse image, regenerate the detail'; needs ell > K)",
+    )
+    p.add_argument(
+        "--inpaint",
+        metavar="X,Y,W,H",
+        help="with --image: regenerate this box (pixels) and keep everything outside it; "
+        "with --keep-digits the box keeps its high digits",
     )
     p.add_argument("--trajectory", help="also write an animated GIF of the denoising (.gif)")
     p.add_argument("--scale", type=int, help="image upscale factor for the PNG/GIF (default: auto)")
@@ -107,6 +121,62 @@ def _text_condition(args: argparse.Namespace, model: Any, info: ModelInfo) -> tu
     return region_condition(model.codec, tokens, keep), total
 
 
+def _parse_box(text: str, height: int, width: int) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--inpaint takes X,Y,W,H in pixels (four integers), got {text!r}") from None
+    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ValueError(
+            f"--inpaint box {text!r} must have W, H >= 1 and lie inside the {width}x{height} image (X,Y,W,H)"
+        )
+    return x, y, w, h
+
+
+def _image_condition(args: argparse.Namespace, model: Any, info: ModelInfo) -> Condition | None:
+    """Condition for --image with --keep-digits and/or --inpaint (image models)."""
+    if args.image is None:
+        if args.keep_digits is not None or args.inpaint is not None:
+            raise ValueError("--keep-digits and --inpaint need --image (the picture to start from)")
+        return None
+    if args.keep_digits is None and args.inpaint is None:
+        raise ValueError("--image needs --keep-digits K and/or --inpaint X,Y,W,H (what to keep)")
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from engine.convert import images_to_tokens
+
+    cfg = info.config
+    try:
+        with Image.open(Path(args.image).expanduser()) as picture:
+            picture = picture.convert("L" if cfg.channels == 1 else "RGB")
+            picture = picture.resize((cfg.width, cfg.height), Image.Resampling.LANCZOS)
+            pixels = np.asarray(picture, dtype=np.uint8).reshape(1, cfg.height, cfg.width, cfg.channels)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot read --image {args.image!r}: {exc}") from None
+    tokens = images_to_tokens(pixels, cfg)[0]  # (L,)
+    codec = model.codec
+    digits = codec.encode(tokens)  # (L, ell)
+    box = torch.zeros(cfg.height, cfg.width, cfg.channels, dtype=torch.bool)  # (H, W, channels)
+    if args.inpaint is not None:
+        x, y, w, h = _parse_box(args.inpaint, cfg.height, cfg.width)
+        box[y : y + h, x : x + w] = True
+    else:
+        box[:] = True
+    regenerate = box.flatten()  # (L,) tokens to (partly) regenerate
+    fixed = (~regenerate).unsqueeze(-1).expand(digits.shape).clone()  # (L, ell)
+    if args.keep_digits is not None:
+        if not 1 <= args.keep_digits < cfg.ell:
+            raise ValueError(
+                f"--keep-digits must be in 1..{cfg.ell - 1} for this model (ell={cfg.ell}), "
+                f"got {args.keep_digits}"
+            )
+        if codec.permutation is not None:
+            raise ValueError("--keep-digits needs a model without index shuffling (this one permutes tokens)")
+        fixed[regenerate, : args.keep_digits] = True
+    return Condition(fixed=fixed, digits=digits)
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -137,8 +207,16 @@ def drive(
             print(file=sys.stderr)
 
 
-def png_text(info: ModelInfo, request: SampleRequest, result: SampleResult) -> dict[str, str]:
-    """The settings a PNG carries as text chunks."""
+def conditioning(args: argparse.Namespace) -> dict[str, Any]:
+    """The conditioning flags that were given (prompt, suffix, length, image, keep_digits, inpaint)."""
+    names = ("prompt", "suffix", "length", "image", "keep_digits", "inpaint")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def png_text(
+    info: ModelInfo, request: SampleRequest, result: SampleResult, extra: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The settings a PNG carries as text chunks (``extra``: conditioning flags)."""
     settings = request.to_dict()
     chunks = {
         "Software": f"Prime Studio {app_version()}",
@@ -163,9 +241,11 @@ def png_text(info: ModelInfo, request: SampleRequest, result: SampleResult) -> d
         "time_warp",
     ):
         chunks[key] = str(settings[key])
-    import json
-
-    chunks["prime-settings"] = json.dumps({"model": info.name, "app_version": app_version(), **settings})
+    for key, value in (extra or {}).items():
+        chunks[key] = str(value)
+    chunks["prime-settings"] = json.dumps(
+        {"model": info.name, "app_version": app_version(), **settings, **(extra or {})}
+    )
     return chunks
 
 
@@ -194,6 +274,17 @@ def run_generate(args: argparse.Namespace) -> int:
     out, gif = _check_outputs(args, cfg.modality)
     condition, shown = None, cfg.seq_length
     if cfg.modality == "text":
+        given = [
+            flag
+            for flag, v in (
+                ("--image", args.image),
+                ("--keep-digits", args.keep_digits),
+                ("--inpaint", args.inpaint),
+            )
+            if v is not None
+        ]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to image models; {info.name!r} is a text model")
         condition, shown = _text_condition(args, model, info)
     else:
         given = [
@@ -203,6 +294,7 @@ def run_generate(args: argparse.Namespace) -> int:
         ]
         if given:
             raise ValueError(f"{', '.join(given)} only apply to text models; {info.name!r} is an image model")
+        condition = _image_condition(args, model, info)
     request = SampleRequest(
         num_samples=args.num,
         steps=args.steps,
@@ -226,7 +318,7 @@ def run_generate(args: argparse.Namespace) -> int:
     outputs: list[dict[str, Any]] = []
     texts: list[str] | None = None
     if cfg.modality == "image":
-        outputs.append(_write_images(out, gif, info, model, request, result, args.scale))
+        outputs.append(_write_images(out, info, request, result, args.scale, conditioning(args)))
     else:
         from engine.convert import tokens_to_text
 
@@ -251,6 +343,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "idle_steps": result.idle_steps,
         "seconds": round(result.seconds, 4),
         "settings": request.to_dict(),
+        "conditioning": conditioning(args),
         "outputs": outputs,
     }
     if texts is not None:
@@ -276,12 +369,11 @@ def _span(values: list[int]) -> str:
 
 def _write_images(
     out: Path,
-    gif: Path | None,
     info: ModelInfo,
-    model: Any,
     request: SampleRequest,
     result: SampleResult,
     scale: int | None,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     from engine.convert import tokens_to_images
     from engine.media import auto_scale, grid, save_png
@@ -289,7 +381,7 @@ def _write_images(
     cfg = info.config
     images = tokens_to_images(result.tokens, cfg)  # (N, H, W, channels) uint8
     factor = scale or auto_scale(cfg.height, cfg.width)
-    save_png(out, grid(images, scale=factor), png_text(info, request, result))
+    save_png(out, grid(images, scale=factor), png_text(info, request, result, extra))
     return {"kind": "image_grid", "path": str(out), "scale": factor}
 
 

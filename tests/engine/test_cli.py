@@ -411,3 +411,91 @@ def test_train_and_eval_are_registered(capsys: pytest.CaptureFixture[str]) -> No
     assert_one_line_error(code, err, "--data")
     code, _, err = run(capsys, "eval", "--model", "nothing-here", "--data", "nowhere")
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+
+
+def _source_image(path: Path) -> np.ndarray:
+    """A 4x6 grey picture whose pixels are exact levels of C=16 (multiples of 17)."""
+    levels = (np.arange(24).reshape(4, 6) * 7) % 16
+    Image.fromarray((levels * 17).astype(np.uint8), mode="L").save(path)
+    return levels
+
+
+def _cells(path: Path, num: int) -> np.ndarray:
+    """Levels of the samples in a scale-1 grid PNG of 4x6 images (2 px padding, 2 columns)."""
+    with Image.open(path) as png:
+        canvas = np.asarray(png.convert("L")).astype(int)
+    cells = []
+    for i in range(num):
+        r, q = divmod(i, 2)
+        top, left = 2 + r * 6, 2 + q * 8
+        cells.append(canvas[top : top + 4, left : left + 6] // 17)
+    return np.stack(cells)
+
+
+def test_generate_keep_high_digits(
+    image_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    levels = _source_image(tmp_path / "src.png")
+    out = tmp_path / "keep.png"
+    report = run_json(
+        capsys,
+        *("generate", "--model", str(image_model), "--out", str(out), "--num", "4", "--scale", "1"),
+        *("--image", str(tmp_path / "src.png"), "--keep-digits", "1", "--steps", "8"),
+    )
+    assert report["conditioning"] == {"image": str(tmp_path / "src.png"), "keep_digits": 1}
+    cells = _cells(out, 4)
+    assert (cells // 4 == levels // 4).all()  # base 4: the high digit of every pixel is kept
+    assert (cells % 4 != levels % 4).any()  # the low digits were regenerated
+    with Image.open(out) as png:
+        assert png.text["keep_digits"] == "1"
+
+
+def test_generate_inpaint_box(image_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    levels = _source_image(tmp_path / "src.png")
+    out = tmp_path / "inpaint.png"
+    run_json(
+        capsys,
+        *("generate", "--model", str(image_model), "--out", str(out), "--num", "2", "--scale", "1"),
+        *("--image", str(tmp_path / "src.png"), "--inpaint", "1,1,3,2", "--steps", "8"),
+    )
+    cells = _cells(out, 2)
+    outside = np.ones((4, 6), dtype=bool)
+    outside[1:3, 1:4] = False
+    assert (cells[:, outside] == levels[outside]).all()
+    assert (cells[:, ~outside] != levels[~outside]).any()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--keep-digits", "1"], ["need --image"]),
+        (["--image", "SRC"], ["--keep-digits", "--inpaint"]),
+        (["--image", "SRC", "--keep-digits", "2"], ["--keep-digits must be in 1..1", "ell=2"]),
+        (["--image", "SRC", "--inpaint", "5,0,3,1"], ["--inpaint box", "6x4"]),
+        (["--image", "SRC", "--inpaint", "a,b"], ["X,Y,W,H"]),
+        (["--image", "NOT_AN_IMAGE", "--keep-digits", "1"], ["cannot read --image"]),
+    ],
+)
+def test_generate_image_conditioning_errors(
+    image_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list, needles: list
+) -> None:
+    _source_image(tmp_path / "src.png")
+    (tmp_path / "junk.png").write_text("not a picture")
+    extra = [
+        str(tmp_path / "src.png") if a == "SRC" else str(tmp_path / "junk.png") if a == "NOT_AN_IMAGE" else a
+        for a in extra
+    ]
+    code, _, err = run(
+        capsys, "generate", "--model", str(image_model), "--out", str(tmp_path / "x.png"), *extra
+    )
+    assert_one_line_error(code, err, *needles)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_image_flags_on_text_model(
+    text_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "generate", "--model", str(text_model), "--out", str(tmp_path / "t.txt"), "--keep-digits", "1"
+    )
+    assert_one_line_error(code, err, "--keep-digits", "image models")
