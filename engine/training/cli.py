@@ -5,7 +5,8 @@ modality and image channels are guessed from the data when not given) or fine-tu
 (``--from MODEL``: its config decides the preprocessing). A progress bar with ETA goes to
 stderr; ``--json`` prints one JSON object per event on stdout instead. Ctrl-C once cancels
 cleanly (a checkpoint is written; ``--resume`` continues), twice aborts. ``--dry-run`` prints the
-pre-flight report and trains nothing. Under ``torchrun`` only rank 0 prints.
+pre-flight report and trains nothing. ``--recipe NAME`` retrains a bundled model from
+:mod:`engine.recipes` (flags override its settings). Under ``torchrun`` only rank 0 prints.
 
 ``prime eval --model MODEL --data PATH`` prints the valid bound with its standard error.
 """
@@ -42,11 +43,12 @@ def _sizes() -> dict[str, tuple[int, int, int]]:
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``prime train``."""
     p = subparsers.add_parser("train", help="train or fine-tune a model on a folder of images or text")
-    p.add_argument("--data", required=True, help="image folder, or a .txt/.md file or folder")
+    p.add_argument("--data", help="image folder, or a .txt/.md file or folder (not with --recipe)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors appended if missing)")
     p.add_argument(
         "--from", dest="parent", metavar="MODEL", help="fine-tune this model (library name or path)"
     )
+    p.add_argument("--recipe", help="retrain a bundled model from its recipe (its data, model, settings)")
     g = p.add_argument_group("new model (ignored with --from)")
     g.add_argument("--modality", choices=("image", "text"), help="default: guessed from the data")
     g.add_argument("--size", default="small", help="backbone preset: tiny, small or base")
@@ -143,9 +145,9 @@ _FLAG_KEYS = (
 )
 
 
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """TrainConfig from ``--config`` (if any) overridden by explicit flags."""
-    base: dict[str, Any] = {}
+def train_config_from_args(args: argparse.Namespace, start: TrainConfig | None = None) -> TrainConfig:
+    """TrainConfig from ``start`` (a recipe's) or ``--config`` (if any), overridden by explicit flags."""
+    base: dict[str, Any] = start.to_dict() if start is not None else {}
     if args.config:
         try:
             base = json.loads(Path(args.config).read_text())
@@ -289,18 +291,33 @@ def run_train(args: argparse.Namespace) -> int:
     """``prime train``; returns 0 (done), 130 (cancelled with a checkpoint); errors raise ValueError."""
     from engine.training.loop import iter_train
 
-    cfg = train_config_from_args(args)
-    if args.parent:
-        from engine.checkpoints import read_model_info
+    card: dict[str, Any] | None = None
+    if args.recipe:
+        from engine.recipes import get_recipe
 
-        parent_path = _resolve_model_path(args.parent)
-        model: Any = parent_path
-        mcfg = read_model_info(parent_path).config
+        if args.data or args.parent:
+            raise ValueError("--recipe brings its own data and model; drop --data and --from")
+        recipe = get_recipe(args.recipe)
+        cfg = train_config_from_args(args, recipe.train)
+        mcfg = model = recipe.model
+        data: Any = recipe.data()
+        card = recipe.card()
     else:
-        mcfg = model_config_from_args(args)
-        model = mcfg
+        if not args.data:
+            raise ValueError("--data is required (a folder of images, or .txt/.md text), or use --recipe")
+        data = args.data
+        cfg = train_config_from_args(args)
+        if args.parent:
+            from engine.checkpoints import read_model_info
+
+            model = _resolve_model_path(args.parent)
+            mcfg = read_model_info(model).config
+        else:
+            mcfg = model = model_config_from_args(args)
     rank = int(os.environ.get("RANK", "0"))
     if args.dry_run:
+        if args.recipe:
+            raise ValueError("--dry-run checks a --data path; a recipe's data is built in code")
         report = preflight(args.data, mcfg, cfg.data_options())
         if args.json:
             print(json.dumps({"kind": "preflight", **report.to_dict()}))
@@ -320,7 +337,7 @@ def run_train(args: argparse.Namespace) -> int:
             print("\ncancelling after this step (Ctrl-C again to abort)...", file=sys.stderr)
 
     show = Progress()
-    gen = iter_train(model, cfg, args.data, args.out, cancel, resume=args.resume, overwrite=args.force)
+    gen = iter_train(model, cfg, data, args.out, cancel, resume=args.resume, overwrite=args.force, card=card)
     summary: TrainSummary | None = None
     try:
         signal.signal(signal.SIGINT, on_sigint)

@@ -129,6 +129,7 @@ def iter_train(
     resume: bool = False,
     *,
     overwrite: bool = False,
+    card: dict[str, Any] | None = None,
 ) -> Generator[TrainEvent, None, TrainSummary]:
     """Train a new model (``model`` is a ModelConfig) or fine-tune one (a model file or PrimeModel).
 
@@ -137,13 +138,14 @@ def iter_train(
     written at the end (``.safetensors`` appended if missing); the resumable checkpoint is
     ``NAME.ckpt.safetensors`` beside it. ``resume`` continues that checkpoint (same data, model
     and batch settings, else refused). ``overwrite`` allows replacing an existing model file.
+    ``card`` adds fields to the model card (a recipe's name and source, say).
     A cancel (``cancel.cancel()``) stops after the current step, writes a checkpoint and returns
     a summary with ``cancelled=True``. Under ``torchrun`` (WORLD_SIZE > 1) the same call runs
     DDP; only rank 0 evaluates and writes.
     """
     info, device = D.setup(train_config.device)
     try:
-        trainer = _Trainer(model, train_config, data, out_path, cancel, resume, overwrite, info, device)
+        trainer = _Trainer(model, train_config, data, out_path, cancel, resume, overwrite, info, device, card)
         return (yield from trainer.run())
     finally:
         D.teardown(info)
@@ -171,8 +173,10 @@ class _Trainer:
         overwrite: bool,
         info: D.DistInfo,
         device: torch.device,
+        card: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.cancel, self.info, self.device = cfg, cancel, info, device
+        self.extra_card = dict(card or {})
         if cfg.batch_size % info.world:
             raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {info.world} ranks")
         self.model_path, self.ckpt_path = resolve_paths(out, resume, overwrite, info.main)
@@ -496,6 +500,7 @@ class _Trainer:
             },
             "metrics": {"valid_bound": final_eval.to_dict()},
             "parent": self.parent,
+            **self.extra_card,
         }
 
 
