@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--num", type=int, default=1, help="sample: samples per run (batch)")
     p.add_argument("--repeats", type=int, default=1, help="sample: runs per setting (seeds 0..n-1)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--quick", action="store_true", help="a small, fast configuration (for smoke tests)")
+    p.add_argument("--quick", action="store_true", help="a small, fast configuration (sample, matmul, train)")
+    p.add_argument(
+        "--pass",
+        dest="passthrough",
+        default="",
+        metavar="ARGS",
+        help="train/gui: extra options for the underlying benchmark, e.g. --pass='--no-train --steps 64'",
+    )
     p.set_defaults(run=run_bench)
 
 
@@ -296,13 +304,11 @@ def _module_available(module: str) -> bool:
     )
 
 
-def run_module(module: str, args: argparse.Namespace) -> int:
-    """Run ``python -m module`` (passing --json/--quick), streaming its output."""
+def run_module(module: str, args: argparse.Namespace, forwarded: list[str]) -> int:
+    """Run ``python -m module`` with ``forwarded`` options plus ``--pass`` ones, streaming its output."""
     if not _module_available(module):
         raise ValueError(f"this benchmark needs {module}, which is not installed in this version")
-    command = [sys.executable, "-m", module]
-    command += ["--json"] if args.json else []
-    command += ["--quick"] if args.quick else []
+    command = [sys.executable, "-m", module, *forwarded, *shlex.split(args.passthrough)]
     completed = subprocess.run(command, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"'{' '.join(command[1:])}' failed with exit status {completed.returncode}")
@@ -317,10 +323,19 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    json_flag = ["--json"] if args.json else []
     if args.mode == "train":
-        return run_module("engine.training.bench", args)
+        forwarded = json_flag + (["--quick"] if args.quick else [])
+        forwarded += ["--threads", str(args.threads)] if args.threads is not None else []
+        return run_module("engine.training.bench", args, forwarded)
     if args.mode == "gui":
-        return run_module("studio.bench", args)
+        if args.quick:
+            raise ValueError(
+                "the gui bench has no --quick; give its own options with --pass (python -m studio.bench -h)"
+            )
+        return run_module("studio.bench", args, json_flag)
+    if args.passthrough:
+        raise ValueError(f"--pass is for the train and gui benchmarks, not {args.mode!r}")
     if args.mode == "matmul":
         report = bench_matmul(
             [256, 512] if args.quick else [512, 1024, 2048], repeats=3 if args.quick else 10

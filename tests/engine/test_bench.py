@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +14,8 @@ from engine.bench import NetworkTimer, bench_sample, expected_idle_steps
 from engine.cli import main
 from engine.config import ModelConfig
 from engine.models import PrimeModel
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_expected_idle_steps_closed_form() -> None:
@@ -60,3 +65,22 @@ def test_bench_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["bench", "warp-drive"]) == 2
     assert "warp-drive" in capsys.readouterr().err
+
+
+def test_finding_other_benchmarks_imports_nothing_of_studio() -> None:
+    """``prime bench gui`` runs ``python -m studio.bench`` in a subprocess; engine never imports studio."""
+    probe = (
+        "import sys; from engine.bench import _module_available as ok; "
+        "assert ok('engine.training.bench') and ok('studio.bench') and not ok('studio.no_such_bench'); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('studio', 'PySide6')]; "
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+
+
+def test_bench_pass_only_for_subprocess_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "matmul", "--pass=--x"]) == 2
+    assert "--pass is for the train and gui" in capsys.readouterr().err
+    assert main(["bench", "gui", "--quick"]) == 2
+    assert "--pass" in capsys.readouterr().err
