@@ -499,3 +499,37 @@ def test_image_flags_on_text_model(
         capsys, "generate", "--model", str(text_model), "--out", str(tmp_path / "t.txt"), "--keep-digits", "1"
     )
     assert_one_line_error(code, err, "--keep-digits", "image models")
+
+
+def test_ctrl_c_cancels_cooperatively_and_keeps_the_partial_result() -> None:
+    """The first SIGINT during generation sets the cancel token; the sampler returns its partial result."""
+    import signal
+
+    import torch
+
+    from engine import CancelToken, ModelConfig, PrimeModel, SampleRequest, iter_sample
+    from engine.cli_generate import drive
+
+    cfg = ModelConfig(
+        modality="image", num_classes=16, ell=2, height=3, width=3, channels=1, d_model=16, n_heads=2
+    )
+    torch.manual_seed(0)
+    cancel = CancelToken()
+    inner = iter_sample(PrimeModel(cfg), SampleRequest(num_samples=2, steps=40, seed=0), cancel)
+
+    def interrupt_after_three():
+        for count in range(1, 10**6):
+            try:
+                step = next(inner)
+            except StopIteration as stop:
+                return stop.value
+            if count == 3:
+                signal.raise_signal(signal.SIGINT)
+            yield step
+
+    before = signal.getsignal(signal.SIGINT)
+    result = drive(interrupt_after_three(), cancel, progress=False)
+    assert cancel.cancelled
+    assert result.cancelled and result.steps_done == 3
+    assert result.tokens.shape == (2, 9)
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is removed afterwards
