@@ -89,7 +89,7 @@ def evaluate(
             t_all = ((strata + torch.rand(n, generator=gen, dtype=torch.float64)) / n).clamp(T_MIN, 1.0)
             for start in range(0, n, batch_size):
                 x0 = data.batch(index[start : start + batch_size]).to(device)  # (B, L)
-                t = t_all[start : start + batch_size].float()  # (B,)
+                t = t_all[start : start + batch_size].float().to(device)  # (B,)
                 y0 = codec.encode(x0)  # (B, L, ell)
                 y_t = add_noise(y0, t, schedule, codec, gen)  # (B, L, ell)
                 with autocast(device, bf16):

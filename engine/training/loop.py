@@ -303,7 +303,7 @@ class _Trainer:
             position = (self.step * cfg.grad_accum + micro) * cfg.batch_size + self.info.rank * b
             x0 = self.data.batch(self.order.take(position, b)).to(self.device)  # (b, L)
             self.gen.manual_seed(mix_seed(cfg.seed, self.step, micro, self.info.rank))
-            t = stratified_times(b, self.gen)  # (b,)
+            t = stratified_times(b, self.gen).to(self.device)  # (b,) on the model device, like y_0
             y_t = add_noise(codec.encode(x0), t, schedule, codec, self.gen)  # (b, L, ell)
             sync = micro == cfg.grad_accum - 1 or self.ddp is None
             ctx = self.ddp.no_sync() if not sync else contextlib.nullcontext()

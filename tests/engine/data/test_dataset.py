@@ -48,3 +48,36 @@ def test_bad_arrays_and_model_mismatch() -> None:
     cfg = ModelConfig(modality="image", num_classes=4, height=2, width=2, channels=1, d_model=16, n_heads=2)
     with pytest.raises(DataError, match="5 tokens but the model expects 4"):
         data.check_model(cfg)
+
+
+def test_named_validation_sources_are_held_out_and_fingerprinted() -> None:
+    from engine.data.dataset import make_token_data
+
+    tokens = np.arange(12, dtype=np.uint8).reshape(6, 2)
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    data = make_token_data(
+        tokens,
+        groups,
+        ("Gen", "Ruth", "Rev"),
+        num_classes=16,
+        modality="text",
+        val_fraction=0.0,
+        seed=0,
+        val_sources=frozenset({"Ruth"}),
+    )
+    assert data.val_index.tolist() == [2, 3] and data.train_index.tolist() == [0, 1, 4, 5]
+    other = make_token_data(
+        tokens, groups, ("Gen", "Ruth", "Rev"), num_classes=16, modality="text", val_fraction=0.0, seed=0
+    )
+    assert other.fingerprint != data.fingerprint
+    with pytest.raises(DataError, match="Exod"):
+        make_token_data(
+            tokens,
+            groups,
+            ("Gen", "Ruth", "Rev"),
+            num_classes=16,
+            modality="text",
+            val_fraction=0.0,
+            seed=0,
+            val_sources=frozenset({"Exod"}),
+        )

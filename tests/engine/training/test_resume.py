@@ -102,3 +102,14 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
     assert meta["state"]["step"] == 2
     summary = train(IMG, FAST, pattern_data(), tmp_path / "m", resume=True)
     assert summary.steps_done == 6
+
+
+def test_output_folder_removed_mid_run_is_recreated(tmp_path) -> None:
+    out = tmp_path / "runs" / "m"
+    gen = iter_train(IMG, FAST, pattern_data(), out)
+    for ev in gen:
+        if ev.kind == "checkpoint" and ev.step == 2:
+            (tmp_path / "runs" / "m.ckpt.safetensors").unlink()
+            (tmp_path / "runs").rmdir()  # the user deleted the folder
+    assert read_checkpoint(tmp_path / "runs" / "m.ckpt.safetensors")[1]["state"]["step"] == 6
+    assert (tmp_path / "runs" / "m.safetensors").is_file()
