@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
         else:
             await window._guard(open_initial_model(window, args.model))
+            if args.files:
+                window.handle_files([str(Path(f).resolve()) for f in args.files])
 
     try:
         with loop:

@@ -81,6 +81,7 @@ class Job:
         self._future: asyncio.Future = bridge.loop.create_future()
         self._items: collections.deque = collections.deque()  # GUI side, delivered in order
         self._wake: asyncio.Event = asyncio.Event()
+        self._running_evt: asyncio.Event = asyncio.Event()
         self._pending: list = []  # engine side, guarded by bridge._lock
         self._flush_scheduled = False
         self._ended = False  # GUI side: no more items will come
@@ -95,6 +96,10 @@ class Job:
     def done(self) -> bool:
         """True once the job has finished (in any way) on the GUI side."""
         return self._future.done()
+
+    async def wait_started(self) -> None:
+        """Return once the job runs (or has finished without running, e.g. cancelled in the queue)."""
+        await self._running_evt.wait()
 
     def __await__(self):
         return self._future.__await__()
@@ -273,6 +278,7 @@ class Bridge(QObject):
         if job.status == QUEUED:
             job.status = RUNNING
             job.started = time.perf_counter()
+        job._running_evt.set()
         self.queue_changed.emit()
 
     def _finish_from_engine(self, job: Job, result: Any, error: BaseException | None) -> None:
@@ -289,6 +295,7 @@ class Bridge(QObject):
     def _finish(self, job: Job, result: Any, error: BaseException | None) -> None:
         job.finished = time.perf_counter()
         job._ended = True
+        job._running_evt.set()
         job._wake.set()
         if not job._future.done():
             if error is not None:

@@ -234,6 +234,9 @@ class Session:
         """Show a sampling job live, then record its result."""
         panel, timeline = self.w.generate_panel, self.w.timeline
         revealed, idle = (list(prefix[0]), list(prefix[1])) if prefix else ([], [])
+        if not job.done() and job.status == "queued":
+            self.w.flash(f"Queued: {job.label} (runs after {len(self.w.bridge.jobs()) - 1} job(s))")
+        await job.wait_started()  # one job runs at a time: take over the display when ours does
         self.job = job
         panel.set_running(True)
         timeline.stop()

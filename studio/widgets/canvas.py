@@ -236,19 +236,23 @@ class CanvasPanel(QWidget):
         self.hover = QLabel(" ")
         self.hover.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        bar = QToolBar()  # overflows into a menu on narrow windows
-        bar.setObjectName("canvasTools")
+        # two rows of tools; each toolbar overflows into a menu on narrow windows
+        bar = QToolBar()
+        bar.setObjectName("canvasView")
         for w in (QLabel("View "), self.mode, QLabel(" Zoom "), self.zoom):
-            bar.addWidget(w)
-        bar.addSeparator()
-        for w in (self.brush, self.eraser, self.size, self.clear, self.inpaint):
             bar.addWidget(w)
         bar.addSeparator()
         for w in (self.keep, self.detail):
             bar.addWidget(w)
+        edit = QToolBar()
+        edit.setObjectName("canvasInpaint")
+        for w in (QLabel("Inpaint mask "), self.brush, self.eraser, self.size, self.clear, self.inpaint):
+            edit.addWidget(w)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
         layout.addWidget(bar)
+        layout.addWidget(edit)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.hover)
 

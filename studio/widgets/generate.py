@@ -110,6 +110,7 @@ class GeneratePanel(QWidget):
         self.text_box.hide()
 
         self.generate = QPushButton("Generate")
+        self.generate.setObjectName("generate")
         self.generate.setToolTip("Generate (Ctrl+Enter)")
         self.generate.setDefault(True)
         self.generate.clicked.connect(self.generate_requested)
