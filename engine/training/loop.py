@@ -54,6 +54,7 @@ from engine.training.events import TrainEvent, TrainingError, TrainSummary
 from engine.training.setup import (
     DataSource,
     ModelSource,
+    ensure_writable,
     hardware,
     resolve_data,
     resolve_model,
@@ -179,10 +180,12 @@ class _Trainer:
         self.extra_card = dict(card or {})
         if cfg.batch_size % info.world:
             raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {info.world} ranks")
-        self.model_path, self.ckpt_path = resolve_paths(out, resume, overwrite, info.main)
+        self.model_path, self.ckpt_path = resolve_paths(out, resume, overwrite)
         net, self.parent = resolve_model(source, mix_seed(cfg.seed, 5))
         self.mcfg = net.config
         self.data: TokenData = resolve_data(data, self.mcfg, cfg, self.parent)
+        if info.main:
+            ensure_writable(self.model_path.parent)
         torch.manual_seed(mix_seed(cfg.seed, info.rank, 11))  # dropout; restored on resume
         self.net = net.to(device).train()
         self.ema = None

@@ -70,7 +70,18 @@ def resolve_data(
     return data
 
 
-def resolve_paths(out: str | os.PathLike, resume: bool, overwrite: bool, main: bool) -> tuple[Path, Path]:
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` and check a file can be written there, before any training."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".prime-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise TrainingError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+def resolve_paths(out: str | os.PathLike, resume: bool, overwrite: bool) -> tuple[Path, Path]:
     """(model path, checkpoint path), refusing to clobber an earlier run or an existing model."""
     model_path, ckpt = model_path_for(out), checkpoint_path_for(out)
     if not resume and ckpt.exists():
@@ -82,15 +93,6 @@ def resolve_paths(out: str | os.PathLike, resume: bool, overwrite: bool, main: b
         raise TrainingError(
             f"{model_path} already exists; choose another --out or allow overwriting (--force)"
         )
-    if main:
-        folder = model_path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".prime-write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise TrainingError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     return model_path, ckpt
 
 
