@@ -201,6 +201,7 @@ def _sample_table(report: dict[str, Any]) -> str:
     header = (
         "ell",
         "T",
+        "net ms/call",
         "net ms/step",
         "overhead ms/step",
         "overhead/net",
@@ -216,8 +217,9 @@ def _sample_table(report: dict[str, Any]) -> str:
             (
                 r["ell"],
                 r["steps"],
-                f"{r['network_ms_per_step']:.3f}",
-                f"{r['overhead_ms_per_step']:.3f}",
+                f"{r['network_ms_per_call']:.2f}",
+                f"{r['network_ms_per_step']:.2f}",
+                f"{r['overhead_ms_per_step']:.2f}",
                 f"{100 * r['overhead_ratio']:.1f}%",
                 f"{r['nfe_mean']:.1f}",
                 f"{r['idle_steps_mean']:.1f}",
