@@ -86,7 +86,7 @@ def measure(
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
-    """Benchmark; ``args``: quick (bool), sizes (list), seq_len, ell, batch_size, steps, threads."""
+    """Benchmark; ``args``: quick, sizes, seq_len, ell, batch_size, steps, threads, matmul_sizes."""
     from engine.bench import bench_matmul, machine
 
     quick = bool(args.get("quick", False))
@@ -98,7 +98,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     batch_size = int(args.get("batch_size", 8 if quick else 16))
     steps = int(args.get("steps", 3 if quick else 10))
     warmup_steps = 1 if quick else 3
-    matmul = bench_matmul([256, 512] if quick else [512, 1024], repeats=3 if quick else 5)
+    sizes_mm = args.get("matmul_sizes") or ([256, 512] if quick else [512, 1024])
+    matmul = bench_matmul(list(sizes_mm), repeats=3 if quick else 5)
     peak = {
         dtype: max(r["gflops_peak"] for r in matmul["rows"] if r["dtype"] == dtype)
         for dtype in ("float32", "bfloat16")

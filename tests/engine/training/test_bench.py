@@ -13,7 +13,9 @@ def test_flops_count_covers_linear_layers_and_attention() -> None:
 
 
 def test_quick_run_reports_fp32_and_bf16(monkeypatch) -> None:
-    report = run({"quick": True, "sizes": ["tiny"], "seq_len": 16, "batch_size": 2, "steps": 1})
+    report = run(
+        {"quick": True, "sizes": ["tiny"], "seq_len": 16, "batch_size": 2, "steps": 1, "matmul_sizes": [128]}
+    )
     assert [r["precision"] for r in report["rows"]] == ["fp32", "bf16 autocast"]
     for r in report["rows"]:
         assert r["tokens_per_s"] > 0 and 0 < r["fraction_of_fp32_peak"]
