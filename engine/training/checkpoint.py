@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
@@ -106,20 +107,28 @@ def write_verified(
     metadata: Mapping[str, str],
     verify: Callable[[dict[str, torch.Tensor]], None],
     what: str = "checkpoint",
+    verify_prefix: str = "",
 ) -> None:
     """Write ``tensors`` to ``path`` atomically; ``verify(read_back)`` must pass before the rename.
+
+    ``read_back`` holds the tensors whose names start with ``verify_prefix``, read from the file.
 
     Raises:
         CheckpointError: writing or verifying failed; ``path`` is unchanged and no temporary file
             is left behind.
     """
-    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     old = "; the previous one is kept" if path.exists() else ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_all(tmp, save_bytes(flat, metadata=dict(metadata)))
-        verify(load_bytes(tmp.read_bytes()))
+        try:
+            payload = save_bytes(flat, metadata=dict(metadata))
+        except RuntimeError:  # tensors sharing storage (tied weights): store copies
+            payload = save_bytes({k: v.clone() for k, v in flat.items()}, metadata=dict(metadata))
+        _write_all(tmp, payload)
+        del payload
+        verify(_read_prefix(tmp, verify_prefix))
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -134,6 +143,11 @@ def write_verified(
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def _read_prefix(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), framework="pt", device="cpu") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys() if k.startswith(prefix)}
 
 
 def check_weights(

@@ -250,7 +250,7 @@ class _Trainer:
         def verify(back: dict[str, torch.Tensor]) -> None:
             check_weights(back, "model/", expected, self.init_digest, str(self.ckpt_path))
 
-        write_verified(self.ckpt_path, tensors, meta, verify)
+        write_verified(self.ckpt_path, tensors, meta, verify, verify_prefix="model/")
         self.last_ckpt_step = self.step
         return str(self.ckpt_path)
 

@@ -121,3 +121,16 @@ def test_bad_data_is_refused_before_training(tmp_path) -> None:
     with pytest.raises(DataError, match="none of the 1 file"):
         train(IMG, FAST, tmp_path / "bad", tmp_path / "m")
     assert not list(tmp_path.glob("m*"))
+
+
+def test_text_folder_trains_and_evaluates(tmp_path) -> None:
+    from engine.config import ModelConfig
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_bytes(b"the quick brown fox jumps over the lazy dog\n" * 4)
+    (tmp_path / "docs" / "b.md").write_bytes(b"# notes\n\xff invalid utf-8 is fine\n")
+    cfg = ModelConfig(modality="text", num_classes=256, ell=2, seq_len=16, d_model=16, n_layers=1, n_heads=2)
+    summary = train(cfg, FAST.replace(steps=3, preview_every=3), tmp_path / "docs", tmp_path / "t")
+    card = read_model_info(summary.model_path).card
+    assert card["data"]["sources"] == 2 and card["preprocessing"]["text_mode"] == "pad"
+    assert summary.final_eval.items >= 1 and math.isfinite(summary.final_eval.nats_per_token)
