@@ -77,6 +77,7 @@ class Renderer:
         self.permuted = perm is not None
         # pattern index of a partial token: digits read in base (b + 1)
         self.pattern_place = torch.tensor([(self.base + 1) ** (self.ell - 1 - j) for j in range(self.ell)])
+        self._pattern_place_np = self.pattern_place.numpy()
         num_patterns = (self.base + 1) ** self.ell
         self._lut = self._build_lut() if num_patterns <= MAX_PATTERNS else None
 
@@ -106,19 +107,20 @@ class Renderer:
 
         state (..., ell) -> three arrays of shape (...). An impossible pattern has count 0.
         """
-        state = state.long()
-        masked = state == self.mask  # (..., ell)
-        frac = masked.float().mean(-1).numpy()
+        # numpy, not torch: single-threaded and predictable on the GUI thread
+        y = state.numpy() if isinstance(state, torch.Tensor) else np.asarray(state)
+        y = y.astype(np.int64, copy=False)
+        masked = y == self.mask  # (..., ell)
+        frac = masked.mean(-1, dtype=np.float32)
         if self._lut is not None:
-            idx = (state * self.pattern_place).sum(-1).numpy()
+            idx = y @ self._pattern_place_np  # (...)
             mean_lut, count_lut = self._lut
             return mean_lut[idx], count_lut[idx], frac
         # fallback (huge pattern tables): contiguous-range arithmetic, ignores any permutation
-        low = (torch.where(masked, 0, state) * self.place).sum(-1).clamp(max=self.num_classes - 1)
-        high = (
-            (torch.where(masked, self.base - 1, state) * self.place).sum(-1).clamp(max=self.num_classes - 1)
-        )
-        return ((low + high).double() / 2).numpy().astype(np.float32), (high - low + 1).numpy(), frac
+        place = self.place.numpy()
+        low = np.minimum(np.where(masked, 0, y) @ place, self.num_classes - 1)
+        high = np.minimum(np.where(masked, self.base - 1, y) @ place, self.num_classes - 1)
+        return ((low + high) / 2).astype(np.float32), high - low + 1, frac
 
     # ------------------------------------------------------------------ images
     def _to_pixels(self, x: np.ndarray) -> np.ndarray:
