@@ -79,6 +79,10 @@ def _check_outputs(args: argparse.Namespace, modality: str) -> tuple[Path, Path 
     out = Path(args.out).expanduser()
     if modality == "image" and out.suffix.lower() != ".png":
         raise ValueError(f"image models write PNG: --out must end in .png, got {str(out)!r}")
+    if modality == "text" and out.suffix.lower() in (".png", ".gif", ".jpg", ".jpeg", ".safetensors"):
+        raise ValueError(
+            f"text models write text: give --out a text file name (e.g. story.txt), got {str(out)!r}"
+        )
     if out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a folder; give a file name")
     gif = None

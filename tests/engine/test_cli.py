@@ -279,12 +279,14 @@ def test_generate_text_prints_the_text(
         (["--steps", "many"], ["many"]),
         (["--trajectory", "t.mp4"], [".gif"]),
         (["--device", "quantum"], ["quantum"]),
+        (["--out", "picture.png"], ["text models write text"]),
     ],
 )
 def test_generate_bad_input_is_one_clear_line(
     text_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list, needles: list
 ) -> None:
     out = tmp_path / "never.txt"
+    extra = [str(tmp_path / a) if a == "picture.png" else a for a in extra]
     code, _, err = run(capsys, "generate", "--model", str(text_model), "--out", str(out), *extra)
     assert_one_line_error(code, err, *needles)
     assert not out.exists()
