@@ -296,9 +296,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-steps", type=int, default=30)
     p.add_argument("--no-train", action="store_true", help="skip the training phase")
     p.add_argument("--render-samples", type=int, default=16, help="samples in the scrub-render trajectory")
-    p.add_argument(
-        "--render-size", type=int, default=32, help="image side of the scrub-render trajectory"
-    )
+    p.add_argument("--render-size", type=int, default=32, help="image side of the scrub-render trajectory")
     p.add_argument("--render-channels", type=int, default=1, choices=(1, 3))
     p.add_argument("--idle-seconds", type=float, default=1.0)
     return p.parse_args(argv)

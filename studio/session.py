@@ -47,6 +47,7 @@ class Session:
         self.shown_state: torch.Tensor | None = None  # (N, L, ell) on screen
         self.shown_step = 0
         self._renderers: dict[int, render.Renderer] = {}
+        self._loaded: dict[str, ModelHandle] = {}  # model files already on the engine thread
         self._probs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._hover: tuple[int, int, int] | None = None
         self._probs_pending: tuple[int, int, int] | None = None
@@ -60,8 +61,15 @@ class Session:
 
     async def load_model(self, source: Any, name: str | None = None) -> ModelHandle:
         """Load a model on the engine thread and make it current."""
-        self.w.flash(f"Loading {source if isinstance(source, str) else 'a random model'}\u2026")
-        handle = await self.w.bridge.load(source, name)
+        key = (
+            str(Path(source).resolve()) if isinstance(source, (str, Path)) and Path(source).exists() else None
+        )
+        handle = self._loaded.get(key) if key else None
+        if handle is None:
+            self.w.flash(f"Loading {source if isinstance(source, str) else 'a model'}\u2026")
+            handle = await self.w.bridge.load(source, name)
+            if key:
+                self._loaded[key] = handle
         self.set_model(handle)
         return handle
 

@@ -76,13 +76,18 @@ class CanvasView(QWidget):
 
     # ------------------------------------------------------------------ geometry
     def scale(self) -> float:
-        """Screen pixels per image pixel."""
+        """Logical pixels per image pixel.
+
+        A whole number of *device* pixels, so every image pixel has the same size on high-DPI
+        screens too (crisp, no uneven rows).
+        """
         if self._image.isNull():
             return 1.0
+        dpr = self.devicePixelRatioF() or 1.0
         if self.zoom:
-            return float(self.zoom)
-        fit = min(self.width() / self._image.width(), self.height() / self._image.height())
-        return max(1.0, float(int(fit))) if fit >= 1 else fit
+            return max(1.0, round(self.zoom * dpr)) / dpr
+        fit = min(self.width() / self._image.width(), self.height() / self._image.height()) * dpr
+        return (float(int(fit)) if fit >= 1 else fit) / dpr
 
     def target_rect(self) -> QRectF:
         """Where the image is drawn, centred."""

@@ -131,9 +131,11 @@ class ComparePanel(QWidget):
         data = side.model.currentData()
         if data is None:
             raise ValueError("Load a model first (Models panel), then compare")
-        if isinstance(data, str):
-            handle = await self.w.bridge.load(data)
-            side.model.setItemData(side.model.currentIndex(), handle)
+        if isinstance(data, str):  # a library model: loaded once, then reused
+            current = self.w.session.handle
+            handle = await self.w.session.load_model(data)
+            if current is not None and current is not handle:
+                self.w.session.set_model(current)  # comparing does not change the current model
             return handle
         return data
 
