@@ -11,7 +11,6 @@ computed in integers and never ties, because 2 v (C - 1) is even and 255 is odd)
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,41 +90,39 @@ def decode_image(
     """
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            return Skipped(rel, NOT_AN_IMAGE, "not a file format Pillow can read")
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            return Skipped(rel, TOO_LARGE, f"decompression-bomb guard: {exc}")
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            return Skipped(rel, CORRUPT, f"bad header ({exc})")
-        w, h = im.size
-        if w < 1 or h < 1:
-            return Skipped(rel, CORRUPT, f"empty image ({w}x{h})")
-        if w * h > max_pixels:
-            return Skipped(
-                rel,
-                TOO_LARGE,
-                f"{w}x{h} = {w * h / 1e6:.1f} megapixels exceeds the limit of {max_pixels / 1e6:.1f} "
-                "(decompression-bomb guard; not decoded)",
-            )
-        mode = im.mode
-        try:
-            im.seek(0)
-            if im.format == "JPEG":
-                im.draft("RGB" if channels == 3 else "L", (2 * width, 2 * height))
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            im = _fit(_to_mode(im, channels), width, height, fit)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            return Skipped(rel, TOO_LARGE, f"decompression-bomb guard: {exc}")
-        except (OSError, EOFError) as exc:
-            text = str(exc)
-            reason = TRUNCATED if ("truncated" in text or isinstance(exc, EOFError)) else CORRUPT
-            return Skipped(rel, reason, text or type(exc).__name__)
-        except (SyntaxError, ValueError, MemoryError) as exc:
-            return Skipped(rel, CORRUPT, str(exc) or type(exc).__name__)
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        return Skipped(rel, NOT_AN_IMAGE, "not a file format Pillow can read")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return Skipped(rel, TOO_LARGE, f"decompression-bomb guard: {exc}")
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        return Skipped(rel, CORRUPT, f"bad header ({exc})")
+    w, h = im.size
+    if w < 1 or h < 1:
+        return Skipped(rel, CORRUPT, f"empty image ({w}x{h})")
+    if w * h > max_pixels:
+        return Skipped(
+            rel,
+            TOO_LARGE,
+            f"{w}x{h} = {w * h / 1e6:.1f} megapixels exceeds the limit of {max_pixels / 1e6:.1f} "
+            "(decompression-bomb guard; not decoded)",
+        )
+    mode = im.mode
+    try:
+        im.seek(0)
+        if im.format == "JPEG":
+            im.draft("RGB" if channels == 3 else "L", (2 * width, 2 * height))
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        im = _fit(_to_mode(im, channels), width, height, fit)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return Skipped(rel, TOO_LARGE, f"decompression-bomb guard: {exc}")
+    except (OSError, EOFError) as exc:
+        text = str(exc)
+        reason = TRUNCATED if ("truncated" in text or isinstance(exc, EOFError)) else CORRUPT
+        return Skipped(rel, reason, text or type(exc).__name__)
+    except (SyntaxError, ValueError, MemoryError) as exc:
+        return Skipped(rel, CORRUPT, str(exc) or type(exc).__name__)
     pixels = np.asarray(im, dtype=np.uint8).reshape(height, width, channels)  # (H, W, ch)
     return DecodedImage(quantise(pixels, num_classes).reshape(-1), w, h, mode)

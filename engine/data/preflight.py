@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,39 +205,49 @@ def _incompatible(s: Scan, config: ModelConfig) -> str | None:
     return None
 
 
+def _decode_file(s: Scan, rel: str, config: ModelConfig, opt: DataOptions) -> DecodedImage | Skipped:
+    data = read_file(s.full(rel), rel)
+    if isinstance(data, Skipped):
+        return data
+    return decode_image(
+        data,
+        rel,
+        height=config.height,
+        width=config.width,
+        channels=config.channels,
+        num_classes=config.num_classes,
+        fit=opt.fit,
+        max_pixels=opt.max_pixels,
+    )
+
+
 def _load_images(
     s: Scan, config: ModelConfig, opt: DataOptions, skipped: list[Skipped]
 ) -> tuple[list, list, dict]:
+    """Decode images in sorted order; Pillow releases the GIL, so a few threads decode in parallel."""
     rows: list[np.ndarray] = []
     sources: list[str] = []
     sizes_w, sizes_h, modes, upscaled = [], [], Counter(), 0
-    for rel in s.images:
-        if opt.max_items and len(rows) >= opt.max_items:
-            break
-        data = read_file(s.full(rel), rel)
-        if isinstance(data, Skipped):
-            skipped.append(data)
-            continue
-        out = decode_image(
-            data,
-            rel,
-            height=config.height,
-            width=config.width,
-            channels=config.channels,
-            num_classes=config.num_classes,
-            fit=opt.fit,
-            max_pixels=opt.max_pixels,
-        )
-        if isinstance(out, Skipped):
-            skipped.append(out)
-            continue
-        assert isinstance(out, DecodedImage)
-        rows.append(out.tokens)
-        sources.append(rel)
-        sizes_w.append(out.width)
-        sizes_h.append(out.height)
-        modes[out.mode] += 1
-        upscaled += int(out.width < config.width or out.height < config.height)
+    chunk = 64
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for start in range(0, len(s.images), chunk):
+            if opt.max_items and len(rows) >= opt.max_items:
+                break
+            names = s.images[start : start + chunk]
+            for rel, out in zip(
+                names, pool.map(lambda r: _decode_file(s, r, config, opt), names), strict=True
+            ):
+                if opt.max_items and len(rows) >= opt.max_items:
+                    break
+                if isinstance(out, Skipped):
+                    skipped.append(out)
+                    continue
+                rows.append(out.tokens)
+                sources.append(rel)
+                sizes_w.append(out.width)
+                sizes_h.append(out.height)
+                modes[out.mode] += 1
+                upscaled += int(out.width < config.width or out.height < config.height)
     stats: dict[str, Any] = {
         "original width": _spread(sizes_w),
         "original height": _spread(sizes_h),
