@@ -255,7 +255,7 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     notes = {
         "idle": "engine idle",
-        "generate": lambda r: f"{r['seconds']:.1f} s, {r['renders']} previews, NFE {r['nfe']:g}",
+        "generate": lambda r: f"{r['seconds']:.1f} s, {r['renders']} previews, NFE {r['nfe']:.1f}",
         "train": lambda r: f"{r['seconds']:.1f} s, {r['events']} events",
         "render": lambda r: f"state_at(k)+render {r['shape']}, best of 5; worst try {r['worst_try']:.1f}",
     }

@@ -246,6 +246,11 @@ TEXT_COLOURS_LIGHT = {MASKED: ("#9a9aae", ""), PARTIAL: ("#7a4a00", "#ffe2a8"), 
 TEXT_COLOURS_DARK = {MASKED: ("#5c5c70", ""), PARTIAL: ("#ffd27a", "#4a3710"), VISIBLE: ("#eeeeee", "")}
 
 
+def num(value: float) -> str:
+    """A count or a mean of counts for display: integers as such, else one decimal (62.7)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
 def byte_glyph(value: int) -> str:
     """How one byte token is drawn: printable ASCII as itself, newline kept, others as a dot."""
     if value == 10:

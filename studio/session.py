@@ -23,6 +23,7 @@ from studio import enginelink, render, store
 from studio.bridge import ModelHandle
 from studio.enginelink import eng
 from studio.history import Entry
+from studio.render import num
 from studio.widgets.generate import REQUEST_KEYS
 from studio.widgets.library import card_html
 
@@ -266,7 +267,7 @@ class Session:
                     panel.set_progress(
                         snap.step,
                         snap.steps,
-                        f"step {snap.step}/{snap.steps} \u00b7 NFE {float(snap.nfe.float().mean()):g}",
+                        f"step {snap.step}/{snap.steps} \u00b7 NFE {num(float(snap.nfe.float().mean()))}",
                     )
                     timeline.set_steps(steps, revealed, idle)
                     timeline.slider.blockSignals(True)
@@ -302,8 +303,8 @@ class Session:
         stats = entry.stats()
         word = "Cancelled at" if result.cancelled else "Done:"
         self.w.flash(
-            f"{word} step {result.steps_done}/{steps} \u00b7 NFE {stats['nfe']:g} \u00b7 "
-            f"idle {stats['idle']:g} \u00b7 {stats['seconds']:.2f} s"
+            f"{word} step {result.steps_done}/{steps} \u00b7 NFE {num(stats['nfe'])} \u00b7 "
+            f"idle {num(stats['idle'])} \u00b7 {stats['seconds']:.2f} s"
         )
         panel.set_progress(
             result.steps_done,

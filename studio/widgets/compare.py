@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.render import num
 from studio.widgets.canvas import CanvasView
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ class ComparePanel(QWidget):
             side.stats.setText(
                 f"#{entry.id} \u00b7 {entry.model.name} \u00b7 \u2113={cfg.ell} \u00b7 seed "
                 f"{entry.settings.get('seed')} \u00b7 steps {entry.trajectory.steps}<br>"
-                f"NFE <b>{s['nfe']:g}</b> \u00b7 idle steps <b>{s['idle']:g}</b> \u00b7 "
+                f"NFE <b>{num(s['nfe'])}</b> \u00b7 idle steps <b>{num(s['idle'])}</b> \u00b7 "
                 f"wall <b>{s['seconds']:.2f} s</b>"
             )
             rows.append(s)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.history import Entry
+from studio.render import num
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 
@@ -74,8 +75,8 @@ class HistoryPanel(QWidget):
                 entry.title(),
                 entry.model.name,
                 str(entry.settings.get("seed", "")),
-                f"{s['nfe']:g}",
-                f"{s['idle']:g}",
+                f"{num(s['nfe'])}",
+                f"{num(s['idle'])}",
                 f"{s['seconds']:.2f}s",
             ]
         )

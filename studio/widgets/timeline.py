@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.render import num
+
 SPEEDS = ((0.25, "0.25x"), (0.5, "0.5x"), (1.0, "1x"), (2.0, "2x"), (4.0, "4x"), (8.0, "8x"))
 BASE_FPS = 12.0  # steps per second at 1x
 
@@ -164,7 +166,7 @@ class Timeline(QWidget):
 
     def set_counters(self, nfe: float, idle: float, steps: int, seconds: float | None = None) -> None:
         """NFE and idle-step counters (means over samples)."""
-        text = f"NFE <b>{nfe:g}</b> \u00b7 idle steps <b>{idle:g}</b>/{steps}"
+        text = f"NFE <b>{num(nfe)}</b> \u00b7 idle steps <b>{num(idle)}</b>/{steps}"
         if seconds is not None:
             text += f" \u00b7 {seconds:.2f} s"
         self.counters.setText(text)
