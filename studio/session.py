@@ -427,11 +427,12 @@ class Session:
             if likely:
                 text += f" \u00b7 likely {likely}"
             parts.append(text.strip())
-        where = (
-            f"sample {sample + 1}, token {first}"
-            if count == 1
-            else f"sample {sample + 1}, pixel {first // count}"
-        )
+        cfg = self.renderer.config
+        if cfg.modality == "image":
+            row, col = divmod(first // cfg.channels, cfg.width)
+            where = f"sample {sample + 1}, pixel ({row}, {col})"
+        else:
+            where = f"sample {sample + 1}, byte {first}"
         label = self.w.text.hover if self.renderer.config.modality == "text" else self.w.canvas.hover
         label.setText(f"{where}: " + "  |  ".join(parts))
 
