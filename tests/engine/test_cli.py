@@ -324,17 +324,14 @@ def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_python_dash_m_engine_is_prime(tmp_path: Path) -> None:
+    """A real process: exit status 2 and exactly one stderr line, no traceback."""
     env = {**os.environ, "PRIME_STUDIO_HOME": str(tmp_path)}
-    ok = subprocess.run(
-        [sys.executable, "-m", "engine", "models", "--json"], capture_output=True, text=True, env=env
-    )
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["user_dir"] == str(tmp_path / "models")
     bad = subprocess.run(
         [sys.executable, "-m", "engine", "info", "nothing-here"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2
-    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: no model named 'nothing-here'")
+    assert "Traceback" not in bad.stderr and bad.stdout == ""
 
 
 BLOCKER = """
