@@ -371,3 +371,37 @@ class Bridge(QObject):
             return enginelink.probabilities(self._models[handle.key], state)
 
         return self.submit("evaluate", f"probabilities ({handle.name})", work)
+
+    def evaluate(self, handle: ModelHandle, data: Any, **options: Any) -> Job:
+        """The valid bound of a loaded model on ``data`` (``engine.training.evaluate``)."""
+
+        def work(token: eng.CancelToken):
+            from engine.training import evaluate
+
+            return evaluate(self._models[handle.key], data, **options)
+
+        return self.submit("evaluate", f"evaluate {handle.name}", work)
+
+    def train(
+        self,
+        model: Any,
+        train_config: Any,
+        data: Any,
+        out_path: Any,
+        resume: bool = False,
+        label: str | None = None,
+        **options: Any,
+    ) -> Job:
+        """Run ``engine.training.iter_train``; snapshots are ``TrainEvent`` (never dropped).
+
+        ``model``: a ModelConfig (new model), a model file path, or a :class:`ModelHandle` of a
+        loaded model (fine-tuning starts from its current weights).
+        """
+
+        def work(token: eng.CancelToken):
+            from engine.training import iter_train
+
+            source = self._models[model.key] if isinstance(model, ModelHandle) else model
+            return iter_train(source, train_config, data, out_path, cancel=token, resume=resume, **options)
+
+        return self.submit("train", label or f"train \u2192 {Path(str(out_path)).name}", work)

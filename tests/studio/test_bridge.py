@@ -119,3 +119,29 @@ def test_probabilities_are_filtered(run, bridge):
     assert torch.allclose(probs.sum(-1), torch.ones(1, handle.config.seq_length))
     assert probs[0, 0, 5] == pytest.approx(1.0)
     assert probs[0, 1, 4:8].sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_train_and_evaluate_through_the_bridge(run, bridge, tmp_path):
+    from engine.data import array_dataset
+    from engine.training import TrainConfig
+
+    config = image_config()
+    data = array_dataset(torch.randint(0, 16, (32, config.seq_length)), 16)
+    train_config = TrainConfig(
+        steps=3,
+        batch_size=8,
+        warmup=1,
+        eval_every=0,
+        preview_every=0,
+        checkpoint_every=0,
+        device="cpu",
+        eval_batches=1,
+    )
+    job = bridge.train(config, train_config, data, tmp_path / "t.safetensors")
+    events, summary = run(drain(job))
+    assert [e.kind for e in events][0] == "start" and events[-1].kind == "done"
+    assert sum(e.kind == "step" for e in events) == 3  # training events are never dropped
+    assert summary.steps_done == 3 and (tmp_path / "t.safetensors").exists()
+    handle = run(_await(bridge.load(str(tmp_path / "t.safetensors"))))
+    result = run(_await(bridge.evaluate(handle, data, max_items=8)))
+    assert result.nats_per_token > 0
