@@ -25,7 +25,11 @@ class TrainConfig:
     lr_schedule: linear warm-up over ``warmup`` steps, then "constant" or "cosine" decay to
     ``min_lr_ratio * lr``. ema: decay of the weight average (0 = off); the EMA weights are
     evaluated and saved. eval_every / preview_every / checkpoint_every: 0 = never (a checkpoint
-    is still written at the end and on cancel). bf16: None = autocast on CUDA only.
+    is still written at the end and on cancel). bf16: None = autocast on CUDA only; on the CPU it
+    pays only where the CPU has native bf16 (measured on an AVX512-BF16 machine: 14% faster per
+    step for the 0.8M-parameter digits model, 30% slower for a 0.1M one), so turn it on there.
+    The EMA decay warms up as min(ema, (1 + step) / (10 + step)), so short runs are not dominated
+    by the initial weights.
     val_fraction, fit, text_mode, max_items: how data is split and preprocessed (see
     :class:`engine.data.DataOptions`). num_workers must be 0: data is decoded in memory up front.
     """
