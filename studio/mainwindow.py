@@ -303,8 +303,15 @@ class MainWindow(QMainWindow):
         geometry = self.settings.get_bytes("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 860)
+        else:  # first start: most of the screen, at most 1400 x 860
+            screen = self.screen().availableGeometry() if self.screen() else None
+            width, height = 1400, 860
+            if screen is not None:
+                width, height = (
+                    min(width, int(screen.width() * 0.92)),
+                    min(height, int(screen.height() * 0.9)),
+                )
+            self.resize(width, height)
         state = self.settings.get_bytes("window/state")
         if state is not None:
             self.restoreState(state)

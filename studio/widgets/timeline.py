@@ -138,11 +138,15 @@ class Timeline(QWidget):
         info = QHBoxLayout()
         info.setContentsMargins(0, 0, 0, 0)
         legend = QLabel(
-            "<span style='color:#888'>bars: digits revealed per step \u00b7 "
-            "<span style='color:#dc3232'>\u25ac</span> idle step</span>"
+            "<span style='color:#888'>\u2588 digits revealed \u00b7 "
+            "<span style='color:#dc3232'>\u25ac</span> idle</span>"
         )
-        info.addWidget(legend)
-        info.addStretch(1)
+        legend.setToolTip(
+            "Bars: digits revealed at each step (all samples).\n"
+            "Red marks: idle steps, where nothing changed (darker = more samples idle)."
+        )
+        legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        info.addWidget(legend, 1)
         info.addWidget(self.counters)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
