@@ -103,15 +103,20 @@ def format_info(info: ModelInfo) -> str:
 # --------------------------------------------------------------------------- init / info / models
 
 
+def _given(value: Any, default: Any) -> Any:
+    """The flag's value when it was given (0 included, so the config can refuse it), else the default."""
+    return default if value is None else value
+
+
 def _init_config(args: argparse.Namespace) -> ModelConfig:
     d_model, n_layers, n_heads = SIZES[args.size]
     fields: dict[str, Any] = {
         "modality": args.modality,
         "num_classes": args.classes if args.classes is not None else 256,
         "ell": args.ell,
-        "d_model": args.d_model or d_model,
-        "n_layers": args.n_layers or n_layers,
-        "n_heads": args.n_heads or n_heads,
+        "d_model": _given(args.d_model, d_model),
+        "n_layers": _given(args.n_layers, n_layers),
+        "n_heads": _given(args.n_heads, n_heads),
         "mlp_ratio": args.mlp_ratio,
         "schedule": args.schedule,
         "schedule_power": args.schedule_power,
@@ -120,16 +125,13 @@ def _init_config(args: argparse.Namespace) -> ModelConfig:
     if args.modality == "image":
         if args.seq_len is not None:
             raise CliError("--seq-len is for text models; image models take --height, --width, --channels")
-        fields.update(
-            height=args.height or 16,
-            width=args.width or args.height or 16,
-            channels=args.channels or 1,
-        )
+        height = _given(args.height, 16)
+        fields.update(height=height, width=_given(args.width, height), channels=_given(args.channels, 1))
     else:
         given = [flag for flag, value in image_flags.items() if value is not None]
         if given:
             raise CliError(f"{', '.join(given)} are for image models; text models take --seq-len")
-        fields["seq_len"] = args.seq_len or 128
+        fields["seq_len"] = _given(args.seq_len, 128)
     return ModelConfig(**fields)
 
 

@@ -125,6 +125,11 @@ def test_init_into_library_then_models_and_info(capsys: pytest.CaptureFixture[st
     [
         (["init", "--ell", "3", "--d-model", "16", "--out", "x.safetensors"], ["d_model=16", "ell=3"]),
         (["init", "--classes", "1", "--out", "x.safetensors"], ["num_classes"]),
+        (["init", "--height", "0", "--out", "x.safetensors"], ["height=0"]),
+        (["init", "--height", "4", "--channels", "2", "--out", "x.safetensors"], ["channels=2"]),
+        (["init", "--d-model", "0", "--out", "x.safetensors"], ["d_model=0"]),
+        (["init", "--n-layers", "0", "--out", "x.safetensors"], ["n_layers"]),
+        (["init", "--modality", "text", "--seq-len", "0", "--out", "x.safetensors"], ["seq_len"]),
         (["init", "--modality", "text", "--classes", "16", "--out", "x.safetensors"], ["num_classes=256"]),
         (["init", "--modality", "text", "--height", "4", "--out", "x.safetensors"], ["--height"]),
         (["init", "--modality", "image", "--seq-len", "4", "--out", "x.safetensors"], ["--seq-len"]),
