@@ -200,11 +200,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         "user_dir": str(user_models_dir()),
         "models": [entry.to_dict() for entry in entries],
     }
-    rows = [("NAME", "WHERE", "MODEL", "PARAMS", "SIZE")]
+    rows = [("NAME", "WHERE", "MODEL", "PARAMS", "SIZE", "TRAINING")]
     for entry in entries:
         where = "bundled" if entry.bundled else "user"
         if entry.info is None:
-            rows.append((entry.name, where, f"BROKEN: {entry.error}", "", ""))
+            rows.append((entry.name, where, f"BROKEN: {entry.error}", "", "", ""))
             continue
         info = entry.info
         rows.append(
@@ -214,6 +214,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 describe_config(info.config),
                 _human_count(info.num_parameters),
                 _human_size(info.file_size),
+                training_summary(info.card),
             )
         )
     if len(rows) == 1:
@@ -222,6 +223,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         text = table(rows)
     emit(args, payload, text)
     return 0
+
+
+def training_summary(card: dict[str, Any]) -> str:
+    """``untrained`` or ``N steps`` from a model card (training cards nest it under ``training``)."""
+    training = card.get("training")
+    steps = training.get("steps") if isinstance(training, dict) else card.get("steps")
+    if not steps:
+        return "untrained" if not card.get("metrics") else "trained"
+    return f"{steps} steps"
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -117,7 +117,7 @@ def test_init_into_library_then_models_and_info(capsys: pytest.CaptureFixture[st
     code, out, _ = run(capsys, "info", "scratch")
     assert code == 0 and "text (bytes) of 8 tokens" in out
     code, out, _ = run(capsys, "models")
-    assert code == 0 and "scratch" in out
+    assert code == 0 and "scratch" in out and "untrained" in out
 
 
 @pytest.mark.parametrize(
