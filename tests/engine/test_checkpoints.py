@@ -353,3 +353,19 @@ def test_no_pickle_or_torch_load_in_the_project() -> None:
             if pattern.search(source.read_text(encoding="utf-8")):
                 offenders.append(str(source.relative_to(REPO)))
     assert offenders == []
+
+
+def test_integer_tensor_in_place_of_weights_is_named(saved: tuple[Path, PrimeModel]) -> None:
+    tensors, _ = read_safetensors(saved[0])
+    tensors["head.bias"] = torch.zeros(16, dtype=torch.int64)
+    with pytest.raises(ModelFileError, match=r"wrong tensor types: head\.bias torch\.int64"):
+        load_model(rewrite(saved[0], tensors=tensors))
+
+
+def test_half_precision_weights_load_as_float32(saved: tuple[Path, PrimeModel]) -> None:
+    path, model = saved
+    tensors, _ = read_safetensors(path)
+    halved = {k: v.to(torch.bfloat16) for k, v in tensors.items()}
+    loaded, _ = load_model(rewrite(path, tensors=halved))
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert torch.equal(loaded.head.weight, tensors["head.weight"].to(torch.bfloat16).float())
