@@ -11,8 +11,8 @@ The default objective is ``masked_ce`` (unweighted cross-entropy over masked dig
 reports it learning faster than the 1/t-weighted bound, whose weight makes gradients noisy at
 small t. Measured here (sklearn digits, ell = 2, d_model 64 x 2 layers, batch 64, lr 2e-3, 400
 steps, same seed; held-out valid bound, 297 items x 4 passes, paired t and noise, stderr ~0.023):
-masked_ce 2.323, valid_bound 2.338, surrogate 2.385 bits/dim. Whatever is trained, validation
-reports the valid bound.
+masked_ce 2.323, valid_bound 2.338, surrogate 2.385 bits/dim; at 1200 steps masked_ce 2.086,
+valid_bound 2.110. Whatever is trained, validation reports the valid bound.
 """
 
 from __future__ import annotations
