@@ -67,13 +67,13 @@ def any_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def mean_over_ranks(value: float, info: DistInfo, device: torch.device) -> float:
-    """The mean of ``value`` over all ranks (all ranks must call this together)."""
+def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The mean of a scalar tensor over all ranks (all ranks must call this together)."""
     if info.world == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+    t = value.detach().clone().float().reshape(1)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t.item()) / info.world
+    return t[0] / info.world
 
 
 def check_identical(model: torch.nn.Module, info: DistInfo, device: torch.device) -> None:

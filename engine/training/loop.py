@@ -304,7 +304,7 @@ class _Trainer:
         lr = learning_rate(cfg, self.step + 1)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        total = 0.0
+        total = torch.zeros((), device=self.device)
         for micro in range(cfg.grad_accum):
             position = (self.step * cfg.grad_accum + micro) * cfg.batch_size + self.info.rank * b
             x0 = self.data.batch(self.order.take(position, b)).to(self.device)  # (b, L)
@@ -316,27 +316,31 @@ class _Trainer:
             with ctx:
                 with autocast(self.device, cfg.bf16):
                     logits = module(y_t)  # (b, L, C)
-                loss = self.objective(logits.float(), y_t, x0, t.to(self.device), codec, schedule).mean()
-                loss = loss / self.mcfg.seq_length
+                loss = (
+                    self.objective(logits.float(), y_t, x0, t, codec, schedule).mean() / self.mcfg.seq_length
+                )
                 (loss / cfg.grad_accum).backward()
-            total += float(loss.detach()) / cfg.grad_accum
+            total += loss.detach() / cfg.grad_accum
         if self.info.world > 1:  # report the global batch's loss, not this rank's share
-            total = D.mean_over_ranks(total, self.info, self.device)
-        if not math.isfinite(total):
-            raise TrainingError(
-                f"the loss became {total} at step {self.step + 1}; lower the learning rate (--lr) "
-                f"from {cfg.lr} or keep gradient clipping on"
-            )
+            total = D.mean_over_ranks(total, self.info)
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        norm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm))
+        norm_t = torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
+        total, norm = torch.stack([total.float(), norm_t.float().to(total.device)]).tolist()  # one sync
+        if not (math.isfinite(total) and math.isfinite(norm)):
+            self.opt.zero_grad(set_to_none=True)
+            raise TrainingError(
+                f"the loss or its gradient became {total if not math.isfinite(total) else norm} at step "
+                f"{self.step + 1} (not applied); lower the learning rate (--lr) from {cfg.lr} or keep "
+                "gradient clipping on, then --resume from the last checkpoint"
+            )
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
         if self.ema is not None:
             decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
             with torch.no_grad():
-                for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
-                    e.lerp_(p, 1.0 - decay)
+                ema_p, net_p = list(self.ema.parameters()), list(self.net.parameters())
+                torch._foreach_lerp_(ema_p, net_p, 1.0 - decay)
                 for e, p in zip(self.ema.buffers(), self.net.buffers(), strict=True):
                     e.copy_(p)
         return total, norm
