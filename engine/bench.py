@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-MODES = ("sample", "matmul", "train", "gui")
+MODES = ("sample", "matmul", "train", "gui", "quality", "objectives")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--num", type=int, default=1, help="sample: samples per run (batch)")
     p.add_argument("--repeats", type=int, default=1, help="sample: runs per setting (seeds 0..n-1)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--models", nargs="+", help="quality: models to compare (default: the bundled four)")
+    p.add_argument("--nfe", type=int, nargs="+", help="quality: target NFE (default 8 16 32 64 128)")
+    p.add_argument("--samples", type=int, default=256, help="quality/objectives: samples per setting")
+    p.add_argument("--train-steps", type=int, default=1200, help="objectives: training steps per objective")
     p.add_argument("--quick", action="store_true", help="a small, fast configuration (sample, matmul, train)")
     p.add_argument(
         "--pass",
@@ -338,6 +342,19 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_module("studio.bench", args, json_flag)
     if args.passthrough:
         raise ValueError(f"--pass is for the train and gui benchmarks, not {args.mode!r}")
+    if args.mode in ("quality", "objectives"):
+        if args.mode == "quality":
+            from engine import bench_quality as bench
+
+            options = {"models": args.models, "nfe": args.nfe, "num": args.samples}
+        else:
+            from engine import bench_objectives as bench
+
+            options = {"steps": args.train_steps, "num": args.samples}
+        report = bench.run(options)
+        report["machine"] = machine()
+        emit(args, report, bench.format_table(report))
+        return 0
     if args.mode == "matmul":
         report = bench_matmul(
             [256, 512] if args.quick else [512, 1024, 2048], repeats=3 if args.quick else 10
