@@ -1,7 +1,6 @@
 import torch
 
-from engine import ModelConfig, PrimeModel, save_model
-from engine import bench_objectives, bench_quality
+from engine import ModelConfig, PrimeModel, bench_objectives, bench_quality, save_model
 
 
 def test_quality_bench_measures_a_digits_model(tmp_path):
