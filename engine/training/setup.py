@@ -84,7 +84,9 @@ def ensure_writable(folder: Path) -> None:
 def resolve_paths(out: str | os.PathLike, resume: bool, overwrite: bool) -> tuple[Path, Path]:
     """(model path, checkpoint path), refusing to clobber an earlier run or an existing model."""
     if Path(out).expanduser().is_dir():
-        raise TrainingError(f"--out {out} is a folder; name the model file to write, e.g. {Path(out) / 'model'}")
+        raise TrainingError(
+            f"--out {out} is a folder; name the model file to write, e.g. {Path(out) / 'model'}"
+        )
     model_path, ckpt = model_path_for(out), checkpoint_path_for(out)
     if not resume and ckpt.exists():
         raise TrainingError(
