@@ -91,6 +91,10 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--resume", action="store_true", help="continue the checkpoint beside --out")
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
     p.add_argument("--dry-run", action="store_true", help="print the pre-flight report; train nothing")
+    p.add_argument(
+        "--preview", metavar="PNG", help="with --dry-run on images: save a grid of preprocessed items"
+    )
+    p.add_argument("--preview-count", type=int, default=16, help="items in the --preview grid (default 16)")
     p.add_argument("--json", action="store_true", help="JSON lines of events on stdout")
     p.add_argument("--debug", action="store_true", help="show the traceback on errors")
     p.set_defaults(run=run_train)
@@ -318,7 +322,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         if args.recipe:
             raise ValueError("--dry-run checks a --data path; a recipe's data is built in code")
-        report = preflight(args.data, mcfg, cfg.data_options())
+        report = preflight(args.data, mcfg, cfg.data_options(), preview=max(1, args.preview_count))
+        if args.preview and report.ok:
+            _save_preview(args.preview, report, mcfg)
         if args.json:
             print(json.dumps({"kind": "preflight", **report.to_dict()}))
         else:
@@ -366,6 +372,18 @@ def run_train(args: argparse.Namespace) -> int:
     if rank == 0 and args.json:
         print(json.dumps({"kind": "summary", **summary.to_dict()}), flush=True)
     return 130 if summary.cancelled else 0
+
+
+def _save_preview(path: str, report: Any, config: ModelConfig) -> None:
+    """A PNG grid of the report's preprocessed items (images only)."""
+    if config.modality != "image":
+        raise ValueError("--preview draws images; for text the report prints the preview")
+    from engine.convert import tokens_to_images
+    from engine.media import auto_scale, grid, save_png
+
+    images = tokens_to_images(report.preview_tokens, config)  # (k, H, W, ch)
+    scale = auto_scale(config.height, config.width)
+    save_png(path, grid(images, scale=scale), {"prime-preflight": ", ".join(report.preview_sources)})
 
 
 def _fmt(value: float) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from PIL import Image
+
 from engine.cli import main
 from tests.engine.data._files import image_folder
 
@@ -48,6 +50,11 @@ def test_dry_run_prints_the_preflight_report(tmp_path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["kind"] == "preflight" and report["model"]["channels"] == 1  # guessed from grey images
     assert not (tmp_path / "m.safetensors").exists()
+    png = tmp_path / "preview.png"
+    args = ["train", "--data", str(folder), "--out", str(tmp_path / "m"), "--dry-run", "--preview", str(png)]
+    assert main([*args, *TINY]) == 0
+    with Image.open(png) as im:
+        assert im.size[0] > 4 and im.mode == "RGB"
 
 
 def test_train_json_lines_then_eval(tmp_path, capsys) -> None:
