@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
         else:
             await window._guard(open_initial_model(window, args.model))
+            window.bridge.warm_up()  # one-time torch imports now, not during the first training
             if args.files:
                 window.handle_files([str(Path(f).resolve()) for f in args.files])
 

@@ -207,6 +207,10 @@ async def run_all(args: Any) -> dict[str, Any]:
         gen = await phase_generate(probe, bridge, handle, renderer, args)
         report["generate"] = {**percentiles(gen.pop("lateness")), **gen}
         if not args.no_train:
+            probe.start()
+            started = time.perf_counter()
+            await bridge.warm_up()  # what the studio does once at start-up
+            report["warm_up"] = {**percentiles(probe.stop()), "seconds": time.perf_counter() - started}
             train = await phase_train(probe, bridge, config, args)
             report["train"] = {**percentiles(train.pop("lateness")), **train}
     finally:
@@ -256,6 +260,7 @@ def format_table(report: dict[str, Any]) -> str:
     notes = {
         "idle": "engine idle",
         "generate": lambda r: f"{r['seconds']:.1f} s, {r['renders']} previews, NFE {r['nfe']:.1f}",
+        "warm_up": lambda r: f"{r['seconds']:.1f} s, once per session at start-up",
         "train": lambda r: f"{r['seconds']:.1f} s, {r['events']} events",
         "render": lambda r: f"state_at(k)+render {r['shape']}, best of 5; worst try {r['worst_try']:.1f}",
     }
@@ -265,7 +270,7 @@ def format_table(report: dict[str, Any]) -> str:
         "train": "loop lateness, training",
         "render": "scrub render time",
     }
-    for key in ("idle", "generate", "train", "render"):
+    for key in ("idle", "generate", "warm_up", "train", "render"):
         if key not in report:
             continue
         r = report[key]

@@ -372,6 +372,23 @@ class Bridge(QObject):
 
         return self.submit("evaluate", f"probabilities ({handle.name})", work)
 
+    def warm_up(self) -> Job:
+        """Do the one-time imports that torch does lazily on first use.
+
+        The optimiser pulls in ``torch._dynamo``: seconds of GIL-holding module loading. Run once
+        at start-up so the stall does not land in the middle of the first training run.
+        """
+
+        def work(token: eng.CancelToken) -> None:
+            import torch
+
+            param = torch.nn.Parameter(torch.zeros(1))
+            optimiser = torch.optim.AdamW([param], lr=1e-3)
+            param.grad = torch.zeros(1)
+            optimiser.step()
+
+        return self.submit("load", "warm-up (one-time imports)", work)
+
     def evaluate(self, handle: ModelHandle, data: Any, **options: Any) -> Job:
         """The valid bound of a loaded model on ``data`` (``engine.training.evaluate``)."""
 

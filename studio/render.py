@@ -28,7 +28,7 @@ TINT = np.array([92, 70, 180], dtype=np.float32)  # colour of "undecided"
 MAP_MASKED = np.array([52, 56, 74], dtype=np.float32)
 MAP_PARTIAL = np.array([240, 170, 40], dtype=np.float32)
 MAP_VISIBLE = np.array([40, 180, 140], dtype=np.float32)
-GAP_COLOUR = (24, 24, 28)
+GAP_COLOUR = (112, 112, 124)  # mid grey: visible between dark and light images alike
 MAX_PATTERNS = 1 << 20  # pattern tables larger than this fall back to digit arithmetic
 
 MASKED, PARTIAL, VISIBLE = 0, 1, 2

@@ -86,8 +86,11 @@ class Session:
         status = f"{handle.name} \u00b7 {cfg.modality} \u00b7 \u2113={cfg.ell}, b={cfg.base}"
         status += f" \u00b7 {handle.num_parameters:,} parameters"
         self.w.model_status.setText(status + (" \u00b7 UNTRAINED" if handle.untrained else ""))
-        if handle.untrained and not handle.path:
-            self.w.library.show_loaded(card_html(handle.name, cfg.to_dict(), handle.card, None))
+        if not self.w.library.select_path(handle.path):
+            source = f"file {handle.path}" if handle.path else None
+            self.w.library.show_loaded(
+                card_html(handle.name, cfg.to_dict(), handle.card, None, source=source)
+            )
         self.w.flash(f"Loaded {handle.name}")
 
     # ------------------------------------------------------------------ requests

@@ -33,16 +33,24 @@ NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def card_html(
-    name: str, config: dict | None, card: dict | None, bundled: bool | None, error: str | None = None
+    name: str,
+    config: dict | None,
+    card: dict | None,
+    bundled: bool | None,
+    error: str | None = None,
+    source: str | None = None,
 ) -> str:
     """A model card as HTML: geometry, codec, backbone and the card's own fields.
 
-    ``bundled`` None means a model that only lives in memory (a new random one).
+    ``source`` says where the model comes from; by default "bundled", "your library", or for
+    ``bundled`` None "in memory only" (a new random model).
     """
     if error:
         return f"<b>{name}</b><br><span style='color:#c0392b'>Cannot be used: {error}</span>"
     cfg = config or {}
-    source = "in memory only (not saved)" if bundled is None else "bundled" if bundled else "your library"
+    source = source or (
+        "in memory only (not saved)" if bundled is None else "bundled" if bundled else "your library"
+    )
     rows = [("Source", source), ("Modality", cfg.get("modality", "?"))]
     if cfg.get("modality") == "image":
         rows.append(("Size", f"{cfg.get('height')}\u00d7{cfg.get('width')}\u00d7{cfg.get('channels')}"))
@@ -154,6 +162,17 @@ class LibraryPanel(QWidget):
             if item.foreground().color() != Qt.GlobalColor.red:
                 return item.data(PATH_ROLE)
         return None
+
+    def select_path(self, path: str) -> bool:
+        """Select the library entry of a model file (its card shows); False if not listed."""
+        if not path:
+            return False
+        target = str(Path(path).resolve())
+        for i in range(self.list.count()):
+            if str(Path(self.list.item(i).data(PATH_ROLE)).resolve()) == target:
+                self.list.setCurrentRow(i)
+                return True
+        return False
 
     def show_loaded(self, html: str) -> None:
         """Show the card of a model that is not in the library (e.g. a random one)."""
