@@ -57,7 +57,7 @@ def _config(size: str, seq_len: int, ell: int) -> ModelConfig:
 
 
 def measure(
-    config: ModelConfig, batch_size: int, steps: int, warmup_steps: int, bf16: bool
+    config: ModelConfig, batch_size: int, steps: int, warmup_steps: int, bf16: bool, device: str = "cpu"
 ) -> dict[str, Any]:
     """Tokens/s of the trainer's steps after ``warmup_steps`` untimed ones."""
     rng = np.random.default_rng(0)
@@ -70,7 +70,7 @@ def measure(
         preview_every=0,
         checkpoint_every=0,
         eval_batches=1,
-        device="cpu",
+        device=device,
         bf16=bf16,
         val_fraction=0.0,
         ema=0.999,
@@ -85,8 +85,58 @@ def measure(
     return {"seconds": seconds, "tokens_per_s": tokens / seconds}
 
 
+def cuda_matmul_peak(n: int = 8192, repeats: int = 10) -> dict[str, float]:
+    """GFLOP/s of square CUDA matmuls (2 n^3 flops), best of ``repeats``, fp32 (no TF32) and bf16."""
+    out = {}
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            a = torch.randn(n, n, device="cuda", dtype=dtype)
+            b = torch.randn(n, n, device="cuda", dtype=dtype)
+            torch.mm(a, b)
+            best = 0.0
+            for _ in range(repeats):
+                torch.cuda.synchronize()
+                started = time.perf_counter()
+                torch.mm(a, b)
+                torch.cuda.synchronize()
+                best = max(best, 2.0 * n**3 / (time.perf_counter() - started) / 1e9)
+            out[str(dtype).removeprefix("torch.")] = best
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return out
+
+
+def run_gpu(steps: int = 20) -> dict[str, Any]:
+    """bf16 training throughput of a ~57M-parameter text model on CUDA, vs the bf16 matmul peak."""
+    config = ModelConfig(
+        modality="text", num_classes=256, ell=2, seq_len=1024, d_model=768, n_layers=8, n_heads=12
+    )
+    peak = cuda_matmul_peak()
+    m = measure(config, batch_size=32, steps=steps, warmup_steps=3, bf16=True, device="cuda")
+    gflops = m["tokens_per_s"] * train_flops_per_token(config) / 1e9
+    return {
+        "size": "gpu-57M",
+        "parameters": PrimeModel(config).num_parameters(),
+        "precision": "bf16 autocast",
+        "device": torch.cuda.get_device_name(),
+        "seq_len": config.seq_length,
+        "batch_size": 32,
+        "steps": steps,
+        "tokens_per_s": m["tokens_per_s"],
+        "model_gflops": gflops,
+        "matmul_peak_gflops": peak,
+        "fraction_of_bf16_peak": gflops / peak["bfloat16"],
+        "fraction_of_fp32_peak": gflops / peak["float32"],
+    }
+
+
 def run(args: dict[str, Any]) -> dict[str, Any]:
-    """Benchmark; ``args``: quick, sizes, seq_len, ell, batch_size, steps, threads, matmul_sizes."""
+    """Benchmark; ``args``: quick, sizes, seq_len, ell, batch_size, steps, threads, matmul_sizes, cpu_only.
+
+    With CUDA (and not ``cpu_only``) it adds ``gpu``: a ~57M-parameter model in bf16 (:func:`run_gpu`).
+    """
     from engine.bench import bench_matmul, machine
 
     quick = bool(args.get("quick", False))
@@ -124,8 +174,10 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
                     "fraction_of_fp32_peak": gflops / peak["float32"],
                 }
             )
+    gpu = run_gpu() if torch.cuda.is_available() and not args.get("cpu_only") else None
     return {
         "mode": "train",
+        "gpu": gpu,
         "machine": machine(),
         "matmul_peak_gflops": peak,
         "flops_count": "6 x Linear weights + 12 x n_layers x L x d_model per token",
@@ -152,11 +204,21 @@ def table(report: dict[str, Any]) -> str:
     text = "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
     peak = report["matmul_peak_gflops"]
     r0 = report["rows"][0]
-    return (
+    out = (
         f"training throughput, text L={r0['seq_len']}, batch {r0['batch_size']}; "
         f"{report['machine']['summary']}; matmul peak fp32 {peak['float32']:.1f} GFLOP/s, "
         f"bf16 {peak['bfloat16']:.1f} GFLOP/s\n{text}"
     )
+    gpu = report.get("gpu")
+    if gpu:
+        out += (
+            f"\n{gpu['device']}: {gpu['parameters']:,} parameters, bf16 autocast, L={gpu['seq_len']}, "
+            f"batch {gpu['batch_size']}: {gpu['tokens_per_s']:,.0f} tokens/s, "
+            f"{gpu['model_gflops']:.0f} GFLOP/s "
+            f"= {100 * gpu['fraction_of_bf16_peak']:.0f}% of the measured bf16 matmul peak "
+            f"({gpu['matmul_peak_gflops']['bfloat16']:.0f} GFLOP/s)"
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
