@@ -30,7 +30,10 @@ def _card_digest(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_model(source: ModelSource, seed: int = 0) -> tuple[PrimeModel, dict[str, Any] | None]:
-    """(a fresh model initialised from ``seed``, or the parent model, on the CPU; parent record)."""
+    """(a fresh model initialised from ``seed``, or the parent model, on the CPU; parent record).
+
+    A string is a model file path or a library name.
+    """
     if isinstance(source, ModelConfig):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -39,8 +42,10 @@ def resolve_model(source: ModelSource, seed: int = 0) -> tuple[PrimeModel, dict[
         return copy.deepcopy(source).cpu(), {"name": "in-memory model", "config": source.config.to_dict()}
     if isinstance(source, (str, os.PathLike)):
         from engine.checkpoints import load_model
+        from engine.library import resolve_model as library_path
 
-        model, info = load_model(source)
+        path = Path(source).expanduser()
+        model, info = load_model(path if path.is_file() else library_path(str(source)))
         parent = {"name": info.name, "path": str(info.path), "card": _card_digest(info.card)}
         return model, parent
     raise TypeError(
