@@ -156,7 +156,7 @@ class ComparePanel(QWidget):
             settings.update(nfe=list(result.nfe), idle_steps=list(result.idle_steps), seconds=result.seconds)
             entry = self.w.history.add("compare", handle, settings, result)
             session.save_entry(entry)
-            self.w.history_panel.add(entry, session.thumbnail(entry))
+            self.w.history_panel.add(entry, session.thumbnail(entry), select=False)
             entries.append(entry)
         self.show_entries(*entries)
         return entries

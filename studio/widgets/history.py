@@ -67,8 +67,8 @@ class HistoryPanel(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addLayout(bar)
 
-    def add(self, entry: Entry, thumbnail: QImage | None = None) -> None:
-        """Add an entry under its parent (or as a root) and select it."""
+    def add(self, entry: Entry, thumbnail: QImage | None = None, select: bool = True) -> None:
+        """Add an entry under its parent (or as a root), selected unless ``select`` is False."""
         s = entry.stats()
         item = QTreeWidgetItem(
             [
@@ -98,9 +98,10 @@ class HistoryPanel(QWidget):
         else:
             self.tree.addTopLevelItem(item)
         self.items[entry.id] = item
-        self.tree.clearSelection()
-        item.setSelected(True)
-        self.tree.setCurrentItem(item)
+        if select:
+            self.tree.clearSelection()
+            item.setSelected(True)
+            self.tree.setCurrentItem(item)
 
     def select(self, entry_id: int) -> None:
         """Select an entry programmatically."""

@@ -61,14 +61,21 @@ class StripChart(QWidget):
         top = max(self.revealed) if self.revealed else 1.0
         top = top or 1.0
         bar = pal.highlight().color()
-        for i, value in enumerate(self.revealed):
-            bh = max(1.0, h * value / top) if value > 0 else 0.0
-            painter.fillRect(QRectF(x0 + i * bw, 2 + h - bh, max(1.0, bw - (1 if bw > 3 else 0)), bh), bar)
         idle_colour = QColor(220, 50, 50)
-        for i, frac in enumerate(self.idle):
+        # one column per pixel at most: steps that share a pixel are binned (max revealed, max idle)
+        columns = max(1, min(len(self.revealed), int(bw * len(self.revealed)) or 1))
+        per = len(self.revealed) / columns if self.revealed else 1.0
+        width = max(1.0, per * bw - (1 if per * bw > 3 else 0))
+        for c in range(columns):
+            a, b = int(c * per), max(int(c * per) + 1, int((c + 1) * per))
+            value = max(self.revealed[a:b])
+            if value > 0:
+                bh = max(1.0, h * value / top)
+                painter.fillRect(QRectF(x0 + a * bw, 2 + h - bh, width, bh), bar)
+            frac = max(self.idle[a:b], default=0.0)
             if frac > 0:
                 idle_colour.setAlphaF(0.35 + 0.65 * min(1.0, frac))
-                painter.fillRect(QRectF(x0 + i * bw, self.height() - 7, max(1.0, bw), 6), idle_colour)
+                painter.fillRect(QRectF(x0 + a * bw, self.height() - 7, max(1.0, per * bw), 6), idle_colour)
         if self.current > 0:
             painter.setPen(QPen(pal.text().color(), 1))
             x = x0 + (self.current - 0.5) * bw
