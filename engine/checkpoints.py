@@ -123,6 +123,7 @@ def atomic_write_safetensors(
         save_file(flat, str(tmp), metadata=dict(metadata))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        set_default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -130,6 +131,29 @@ def atomic_write_safetensors(
         raise
     _fsync_dir(directory)
     return path
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the platform allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)  # elsewhere: read it by setting it (briefly) and restoring it
+    os.umask(umask)
+    return umask
+
+
+def set_default_permissions(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` the mode a plain ``open(path, "w")`` would: ``0o666`` minus the umask.
+
+    Temporary files from :func:`tempfile.mkstemp` are ``0600``; a saved model is an ordinary file.
+    """
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~current_umask())
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -15,7 +15,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.checkpoints import MODEL_SUFFIX, ModelFileError, ModelInfo, read_model_info
+from engine.checkpoints import (
+    MODEL_SUFFIX,
+    ModelFileError,
+    ModelInfo,
+    read_model_info,
+    set_default_permissions,
+)
 
 APP_DIR_NAME = "Prime Studio"
 HOME_ENV = "PRIME_STUDIO_HOME"
@@ -185,6 +191,7 @@ def import_model(path: str | os.PathLike[str], name: str | None = None) -> Path:
     os.close(fd)
     try:
         shutil.copyfile(source, tmp_name)
+        set_default_permissions(tmp_name)
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

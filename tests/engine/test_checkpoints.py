@@ -369,3 +369,16 @@ def test_half_precision_weights_load_as_float32(saved: tuple[Path, PrimeModel]) 
     loaded, _ = load_model(rewrite(path, tensors=halved))
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     assert torch.equal(loaded.head.weight, tensors["head.weight"].to(torch.bfloat16).float())
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    """Not mkstemp's 0600: the mode a plain open() gives under the current umask."""
+    old = os.umask(0o022)
+    try:
+        path = save_model(tmp_path / "m.safetensors", tiny_model())
+        assert path.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        other = atomic_write_safetensors(tmp_path / "s.safetensors", {"a": torch.zeros(1)}, {})
+        assert other.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

@@ -217,3 +217,15 @@ def test_regular_install_finds_bundled_models(tmp_path: Path) -> None:
     assert engine_file.startswith(str(site))
     assert bundled_dir == str(site / "prime_assets" / "models")
     assert listing == "[('shipped', True, 'shipped')]"
+
+
+def test_imported_copy_has_ordinary_permissions(tmp_path: Path) -> None:
+    source = tmp_path / "private.safetensors"
+    save_model(source, tiny_model())
+    source.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        target = lib.import_model(source)
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644
