@@ -1,0 +1,368 @@
+"""Training runs without Qt: size presets, the speed probe, run records and the engine-thread work.
+
+A run is described by a JSON record in ``data_dir()/runs/<id>.json`` (written atomically) and
+its files live in ``data_dir()/runs/<id>/``: ``NAME.safetensors`` (the model, once written) and
+``NAME.ckpt.safetensors`` (the resumable checkpoint). A record whose status is still "running"
+or "paused" when the studio starts belongs to a run that was interrupted (a crash, a killed
+process, a pause): the training panel offers to resume it.
+
+Functions marked "engine thread" are run by :mod:`studio.bridge` jobs, never on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio.enginelink import eng
+
+UNFINISHED = ("running", "paused")
+MODEL_SUFFIX = ".safetensors"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A backbone size for a new model, with training defaults that suit it."""
+
+    name: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    steps: int
+    batch_size: int
+    lr: float
+    ema: float
+    every: int  # checkpoint / preview / validation cadence
+
+
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset("tiny", 32, 1, 2, 500, 16, 2e-3, 0.99, 100),
+        Preset("small", 64, 2, 4, 2000, 32, 1e-3, 0.999, 250),
+        Preset("medium", 128, 4, 4, 5000, 32, 5e-4, 0.999, 500),
+        Preset("large", 256, 6, 8, 10000, 32, 3e-4, 0.9999, 1000),
+    )
+}
+FINETUNE_DEFAULTS = {"steps": 1000, "batch_size": 32, "lr": 3e-4, "ema": 0.999, "every": 250}
+
+
+# ---------------------------------------------------------------------------- estimates
+def memory_estimate(config: Any, batch_size: int, num_parameters: int) -> int:
+    """Rough peak training memory in bytes (fp32): weights, grads, AdamW, EMA, activations.
+
+    A model-based estimate, not a measurement: 20 bytes per parameter, ~24 floats per token and
+    layer for the activations kept for the backward pass, the attention matrices and the logits.
+    """
+    L, d, layers = config.seq_length, config.d_model, config.n_layers
+    states = 20 * num_parameters
+    acts = 4 * batch_size * L * (24 * d * layers + config.n_heads * L * layers + 3 * config.num_classes)
+    return int(states + acts)
+
+
+def num_parameters(config: Any) -> int:
+    """Parameter count of a model built from ``config`` (builds it on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = eng.PrimeModel(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, timed: int = 2) -> float:
+    """Engine thread: seconds per training step of ``config`` on this machine, measured.
+
+    One warm-up and ``timed`` optimiser steps (forward, backward, AdamW) on random tokens with
+    random digit masks; measured at min(batch_size, 8) and scaled linearly to ``batch_size``.
+    """
+    b = max(1, min(batch_size, 8))
+    torch.manual_seed(0)
+    model = eng.PrimeModel(config).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    codec = model.codec
+    x0 = torch.randint(0, config.num_classes, (b, config.seq_length))  # (b, L)
+    y0 = codec.encode(x0)  # (b, L, ell)
+    seconds = []
+    for i in range(1 + timed):
+        if cancel is not None and cancel.cancelled:
+            break
+        t0 = time.perf_counter()
+        masked = torch.rand(y0.shape) < 0.5
+        y_t = torch.where(masked, torch.full_like(y0, codec.mask), y0)  # (b, L, ell)
+        logits = model(y_t)  # (b, L, C)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, config.num_classes), x0.reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i:
+            seconds.append(time.perf_counter() - t0)
+    if not seconds:
+        return math.nan
+    return min(seconds) * batch_size / b
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3.5 h'."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def size(nbytes: float) -> str:
+    """'12 MB', '1.4 GB'."""
+    if nbytes < 1e9:
+        return f"{nbytes / 1e6:.0f} MB"
+    return f"{nbytes / 1e9:.1f} GB"
+
+
+# ---------------------------------------------------------------------------- run records
+def runs_dir() -> Path:
+    """``data_dir()/runs`` (created)."""
+    path = Path(eng.data_dir()) / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRecord:
+    """Everything needed to resume a run after a restart (JSON in ``runs/<id>.json``).
+
+    model: {"kind": "new", "config": ModelConfig dict} or {"kind": "finetune", "path", "name"}.
+    status: running | paused | stopped | done | failed.
+    """
+
+    id: str
+    name: str
+    data: str
+    model: dict[str, Any]
+    train_config: dict[str, Any]
+    out: str
+    status: str = "running"
+    step: int = 0
+    steps: int = 0
+    created: str = field(default_factory=_now)
+    updated: str = field(default_factory=_now)
+    library_path: str | None = None
+    message: str = ""
+
+    @property
+    def record_path(self) -> Path:
+        """Where this record lives."""
+        return runs_dir() / f"{self.id}.json"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """``NAME.ckpt.safetensors`` beside the model file (the trainer's contract)."""
+        out = Path(self.out)
+        return out.with_name(out.name[: -len(MODEL_SUFFIX)] + ".ckpt" + MODEL_SUFFIX)
+
+    def train(self) -> Any:
+        """The TrainConfig."""
+        return eng.TrainConfig.from_dict(self.train_config)
+
+    def model_source(self) -> Any:
+        """What ``iter_train`` starts from: a ModelConfig (new) or the parent model's path."""
+        if self.model["kind"] == "new":
+            return eng.ModelConfig.from_dict(self.model["config"])
+        return self.model["path"]
+
+    def model_config(self) -> Any:
+        """The model's configuration (reads only the parent file's metadata when fine-tuning)."""
+        if self.model["kind"] == "new":
+            return eng.ModelConfig.from_dict(self.model["config"])
+        return eng.read_model_info(self.model["path"]).config
+
+    def save(self, **changes: Any) -> RunRecord:
+        """Update fields and write the record atomically (temporary file, fsync, rename)."""
+        for key, value in changes.items():
+            setattr(self, key, value)
+        self.updated = _now()
+        target = self.record_path
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(dataclasses.asdict(self), f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> RunRecord:
+        """Read a record (ValueError if it is not one)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (OSError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable training run record ({exc})") from None
+
+
+def new_run(name: str, data: str, model: dict[str, Any], train_config: Any) -> RunRecord:
+    """A new run record with its own output folder (not written yet)."""
+    run_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    folder = runs_dir() / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return RunRecord(
+        id=run_id,
+        name=name,
+        data=str(data),
+        model=model,
+        train_config=train_config.to_dict(),
+        out=str(folder / f"{name}{MODEL_SUFFIX}"),
+        steps=train_config.steps,
+    )
+
+
+def unfinished_runs() -> list[RunRecord]:
+    """Runs that were running or paused when the studio last stopped, newest first."""
+    out = []
+    for path in sorted(runs_dir().glob("*.json"), reverse=True):
+        try:
+            record = RunRecord.load(path)
+        except ValueError:
+            continue
+        if record.status in UNFINISHED:
+            out.append(record)
+    return out
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step stored in a training checkpoint (header only), or None if there is none."""
+    if not Path(path).is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return int(json.loads(f.metadata()["state"])["step"])
+    except Exception:  # noqa: BLE001 - a broken checkpoint is reported as "none"
+        return None
+
+
+def model_name_ok(name: str) -> str | None:
+    """None if ``name`` can name a library model, else why not."""
+    if not name:
+        return "the new model needs a name"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or name.endswith(".safetensors"):
+        return f"invalid model name {name!r}: use letters, digits, '-', '_' and '.'"
+    return None
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base-2``, ``base-3``... whichever is not taken."""
+    if base not in taken:
+        return base
+    i = 2
+    while f"{base}-{i}" in taken:
+        i += 1
+    return f"{base}-{i}"
+
+
+# ---------------------------------------------------------------------------- engine-thread work
+@dataclass
+class Intent:
+    """What a cancel of the training job means: "stop" (save the model), "pause" or "yield"."""
+
+    value: str = "stop"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a training job returns to the GUI (the summary without the model module)."""
+
+    summary: Any
+    model_path: str | None
+    library_path: str | None
+    library_name: str | None
+    intent: str
+
+
+def train_work(record: RunRecord, data: Any, cancel: Any, intent: Intent, resume: bool):
+    """Engine thread: ``iter_train`` for ``record``; then save (stop) and import into the library.
+
+    ``data`` is a PreflightReport (from the panel's check) or None (decode ``record.data`` here).
+    Yields the TrainEvents; returns an :class:`Outcome`.
+    """
+    tcfg = record.train()
+    if data is None:
+        data = eng.preflight(record.data, record.model_config(), tcfg.data_options(), preview=0)
+    summary = yield from eng.iter_train(
+        record.model_source(), tcfg, data, record.out, cancel=cancel, resume=resume
+    )
+    model_path = summary.model_path
+    if summary.cancelled and intent.value == "stop" and summary.steps_done > 0 and summary.model is not None:
+        model_path = _save_stopped(record, summary, data)
+    library_path = library_name = None
+    if model_path:
+        taken = {entry.name for entry in eng.list_models()}
+        library_name = unique_name(record.name, taken)
+        library_path = str(eng.import_model(model_path, library_name))
+    return Outcome(
+        dataclasses.replace(summary, model=None), model_path, library_path, library_name, intent.value
+    )
+
+
+def _save_stopped(record: RunRecord, summary: Any, data: Any) -> str:
+    """Engine thread: write the model of a run stopped early, with a card that says so."""
+    tcfg = record.train()
+    model = summary.model
+    was = model.training
+    model.eval()
+    try:
+        token_data = data.require_usable() if hasattr(data, "require_usable") else data
+        result = eng.evaluate(
+            model,
+            token_data,
+            batch_size=tcfg.batch_size,
+            max_items=tcfg.eval_batches * tcfg.batch_size,
+            seed=tcfg.seed,
+        )
+        metrics = {"valid_bound": result.to_dict()}
+    except Exception as exc:  # noqa: BLE001 - the model is still worth saving
+        metrics = {"valid_bound": None, "note": f"not evaluated: {exc}"}
+    finally:
+        model.train(was)
+    card = {
+        "name": record.name,
+        "data": {"path": record.data},
+        "training": {
+            "steps": summary.steps_done,
+            "planned_steps": summary.steps,
+            "stopped_early": True,
+            "objective": tcfg.objective,
+            "batch_size": tcfg.batch_size,
+            "lr": tcfg.lr,
+            "ema": tcfg.ema,
+            "weights": "ema" if tcfg.ema > 0 else "final",
+            "wall_time_s": round(summary.wall_s, 2),
+            "config": tcfg.to_dict(),
+        },
+        "metrics": metrics,
+        "parent": None
+        if record.model["kind"] == "new"
+        else {"name": record.model.get("name"), "path": record.model["path"]},
+        "note": f"stopped by the user at step {summary.steps_done} of {summary.steps} in Prime Studio",
+    }
+    return str(eng.save_model(record.out, model, card))

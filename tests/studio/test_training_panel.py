@@ -1,0 +1,180 @@
+"""The Train tab: pre-flight report, a short run, stop-and-save, resume after a crash, sharing the engine.
+
+Tiny real models (d_model 16, one layer) on 4x4 grey images made in the test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import image_config, tiny_model
+from PIL import Image
+
+import engine
+from studio.widgets import training_runs
+from studio.widgets.training_runs import Preset
+from studio.widgets.training_selftest import until
+
+
+@pytest.fixture(autouse=True)
+def tiny_preset(monkeypatch):
+    """The "tiny" size preset shrunk to the test model's backbone."""
+    monkeypatch.setitem(training_runs.PRESETS, "tiny", Preset("tiny", 16, 1, 2, 20, 4, 3e-3, 0.9, 10))
+
+
+def make_folder(folder, count=12, corrupt=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        img = (rng.integers(0, 2, (4, 4)) * 255).astype(np.uint8)
+        Image.fromarray(img, mode="L").save(folder / f"img{i:02d}.png")
+    if corrupt:
+        (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png at all")
+    return folder
+
+
+def panel_for(window, steps=20, name="tiny-run", every=10):
+    panel = window.extra_panels["Train"]
+    window.tabs.setCurrentWidget(panel)
+    f = panel.form
+    f.new.setChecked(True)
+    f.apply_preset("tiny")
+    f.set_values({"modality": "image", "height_": 4, "width_": 4, "channels": 1, "levels": 16, "ell": 2})
+    f.set_values({"name": name, "steps": steps, "batch": 4})
+    f.set_values({"checkpoint_every": every, "preview_every": every, "eval_every": every})
+    assert f.model_config() == image_config()
+    return panel
+
+
+async def finished(panel, timeout=60):
+    await until(lambda: panel.state == "idle" and panel.job is None, timeout, "the run to end")
+
+
+# Each run is driven inside one coroutine: the panel's job-following task then only ever steps
+# while the qasync loop runs (between run() calls qasync processes Qt events with no running loop).
+
+
+def test_report_lists_the_corrupt_file_and_blocks_empty_data(make_window, run, tmp_path):
+    w = make_window()
+    panel = panel_for(w)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = run(panel.check_data(str(empty)))
+    assert not report.ok
+    assert not panel.view.start.isEnabled()
+    assert "No usable data" in panel.view.reason.text() and panel.view.reason.isVisible()
+
+    report = run(panel.check_data(str(make_folder(tmp_path / "data"))))
+    assert (report.files_found, report.files_used, len(report.skipped)) == (13, 12, 1)
+    assert report.skipped[0].path == "broken.png"
+    listed = [panel.form.skipped.item(i).text() for i in range(panel.form.skipped.count())]
+    assert len(listed) == 1 and listed[0].startswith("broken.png \u2014 ")
+    assert "13</b> files found" in panel.form.report_summary.text()
+    assert panel.view.preview_image.image.width() >= 4 * 4  # the preview grid of preprocessed items
+    assert panel.view.start.isEnabled() and not panel.view.reason.isVisible()
+
+
+def test_a_20_step_run_charts_checkpoints_and_lands_in_the_library(make_window, run, tmp_path):
+    w = make_window()
+    panel = panel_for(w, steps=20)
+    data = make_folder(tmp_path / "data")
+
+    async def scenario():
+        await panel.check_data(str(data))
+        assert panel.start() is not None
+        await finished(panel)
+
+    run(scenario(), 90)
+    record = panel.record
+    assert record.status == "done", record.message
+    assert [x for x, _ in panel.view.loss_chart.points] == list(range(1, 21))
+    assert len(panel.view.lr_chart.points) == 20 and panel.view.bpd_chart.points
+    assert panel.view.checkpoints.count() == 2 and record.checkpoint_path.exists()
+    assert "tiny-run" in {e.name for e in engine.list_models()}
+    assert panel.form.name.text() == "tiny-run-2"  # the next run gets a free name
+    assert training_runs.unfinished_runs() == []
+
+
+def test_stop_saves_a_model_that_generates(make_window, run, tmp_path):
+    w = make_window()
+    panel = panel_for(w, steps=5000, every=0)
+    data = make_folder(tmp_path / "data")
+
+    async def scenario():
+        await panel.check_data(str(data))
+        panel.start()
+        await until(lambda: len(panel.view.loss_chart.points) >= 3, 30, "three steps")
+        panel.stop()
+        await finished(panel)
+
+    run(scenario(), 90)
+    assert panel.record.status == "stopped"
+    entry = next(e for e in engine.list_models() if e.name == "tiny-run")
+    card = entry.info.card
+    assert card["training"]["stopped_early"] and card["training"]["steps"] >= 3
+    assert card["metrics"]["valid_bound"]["bits_per_dim"] > 0
+    handle = run(w.session.load_model(str(entry.path)))
+    result = run(w.bridge.generate(handle, engine.SampleRequest(num_samples=2, steps=4, seed=1)))
+    assert result.tokens.shape == (2, 16) and bool((result.tokens >= 0).all())
+
+
+def test_an_interrupted_run_is_offered_and_resumes_from_its_step(make_window, run, tmp_path):
+    data = make_folder(tmp_path / "data")
+    tcfg = engine.TrainConfig(
+        steps=20, batch_size=4, lr=3e-3, warmup=2, ema=0.9, checkpoint_every=5, eval_every=0, preview_every=0
+    )
+    tcfg = tcfg.replace(eval_batches=4)
+    record = training_runs.new_run(
+        "crashed", str(data), {"kind": "new", "config": image_config().to_dict()}, tcfg
+    )
+    record.save(status="running")
+    token = engine.CancelToken()
+    gen = engine.iter_train(image_config(), tcfg, str(data), record.out, cancel=token)
+    for ev in gen:  # the "crash": the process stops after the step-10 checkpoint
+        if ev.kind == "checkpoint" and ev.step == 10:
+            gen.close()
+            break
+    assert training_runs.checkpoint_step(record.checkpoint_path) == 10
+
+    w = make_window()
+    panel = w.extra_panels["Train"]
+    assert [r.id for r in panel.pending] == [record.id]
+    assert panel.view.banner.isVisibleTo(panel) and "step 10 of 20" in panel.view.banner_text.text()
+
+    async def scenario():
+        assert panel.resume_unfinished() is not None
+        await finished(panel)
+
+    run(scenario(), 90)
+    assert panel.record.status == "done", panel.record.message
+    assert [x for x, _ in panel.view.loss_chart.points] == list(range(11, 21))
+    assert "crashed" in {e.name for e in engine.list_models()}
+    assert training_runs.unfinished_runs() == []
+
+
+def test_generation_runs_between_training_steps(make_window, run, tmp_path):
+    w = make_window()
+    handle = run(w.bridge.load(tiny_model(image_config())))
+    panel = panel_for(w, steps=5000, every=0)
+    data = make_folder(tmp_path / "data")
+
+    async def scenario():
+        await panel.check_data(str(data))
+        panel.start()
+        await until(lambda: len(panel.view.loss_chart.points) >= 2, 30, "two steps")
+        result = await w.bridge.generate(handle, engine.SampleRequest(num_samples=1, steps=4, seed=3))
+        assert result.tokens.shape == (1, 16) and not result.cancelled
+        log = [panel.view.log.item(i).text() for i in range(panel.view.log.count())]
+        assert any("so that queued jobs can run" in line for line in log), log
+        seen = len(panel.view.loss_chart.points)
+        await until(lambda: len(panel.view.loss_chart.points) > seen + 1, 30, "training to continue")
+        panel.stop()
+        await finished(panel)
+        return result
+
+    result = run(scenario(), 120)
+    steps = [x for x, _ in panel.view.loss_chart.points]
+    assert steps == list(range(1, len(steps) + 1))  # continued from the same step, nothing repeated
+    assert panel.record.status == "stopped"
+    assert torch.is_tensor(result.tokens)
