@@ -8,7 +8,8 @@ from engine.training.checkpoint import CheckpointError, checkpoint_path_for, mod
 from engine.training.config import LR_SCHEDULES, TRAIN_OBJECTIVES, TrainConfig
 from engine.training.evaluate import evaluate
 from engine.training.events import EVENT_KINDS, EvalResult, TrainEvent, TrainingError, TrainSummary
-from engine.training.loop import iter_train, learning_rate, train
+from engine.training.loop import iter_train, train
+from engine.training.optim import learning_rate
 
 __all__ = [
     "EVENT_KINDS",

@@ -238,3 +238,23 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         raise CheckpointError(f"{path}: unsupported checkpoint version {meta_raw.get('version')!r}")
     meta = {k: json.loads(v) for k, v in meta_raw.items() if k not in ("format", "version")}
     return tensors, meta
+
+
+def save_verified_model(path: Path, model: torch.nn.Module, card: dict[str, Any], init_digest: str) -> Path:
+    """Write the model file via a temporary name; rename only after it reloads equal and trained."""
+    from engine.checkpoints import load_model, read_safetensors, save_model
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new.safetensors")
+    try:
+        save_model(tmp, model, card)
+        tensors, _ = read_safetensors(tmp)
+        check_weights(tensors, "", model.state_dict(), init_digest, str(path))
+        load_model(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"could not write the model {path}: {describe_os_error(exc)}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -24,10 +24,8 @@ import os
 import time
 from collections import deque
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -47,6 +45,7 @@ from engine.training.checkpoint import (
     read_checkpoint,
     restore_rng,
     rng_tensors,
+    save_verified_model,
     unflatten_optimizer,
     weights_digest,
     write_verified,
@@ -54,6 +53,8 @@ from engine.training.checkpoint import (
 from engine.training.config import ORDER_KEYS, TrainConfig
 from engine.training.evaluate import evaluate
 from engine.training.events import TrainEvent, TrainingError, TrainSummary
+from engine.training.optim import ema_update, learning_rate, make_optimizer
+from engine.training.order import DataOrder, mix_seed
 from engine.training.setup import (
     DataSource,
     ModelSource,
@@ -63,65 +64,6 @@ from engine.training.setup import (
     resolve_model,
     resolve_paths,
 )
-
-_MIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93)
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (deterministic, well spread)."""
-    h = 0
-    for i, p in enumerate(parts):
-        h = (h ^ (int(p) + _MIX[i % 4])) * _MIX[(i + 1) % 4] % 2**64
-        h ^= h >> 31
-    return h % 2**63
-
-
-class DataOrder:
-    """Item order: epoch e is a permutation of the training items seeded by (seed, e)."""
-
-    def __init__(self, index: np.ndarray, seed: int) -> None:
-        self.index = index
-        self.seed = seed
-        self._epoch = -1
-        self._perm = np.zeros(0, dtype=np.int64)
-
-    def _permutation(self, epoch: int) -> np.ndarray:
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 7))
-            self._perm = self.index[torch.randperm(len(self.index), generator=g).numpy()]
-            self._epoch = epoch
-        return self._perm
-
-    def take(self, position: int, count: int) -> np.ndarray:
-        """Items at global positions position .. position + count - 1 (crossing epochs)."""
-        n = len(self.index)
-        out = []
-        while count > 0:
-            epoch, offset = divmod(position, n)
-            k = min(count, n - offset)
-            out.append(self._permutation(epoch)[offset : offset + k])
-            position += k
-            count -= k
-        return np.concatenate(out)
-
-
-def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """LR for optimiser step ``step`` (1-based): linear warm-up, then constant or cosine."""
-    if cfg.warmup and step <= cfg.warmup:
-        return cfg.lr * step / cfg.warmup
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    span = max(1, cfg.steps - cfg.warmup)
-    progress = min(1.0, (step - cfg.warmup) / span)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def _optimizer(model: PrimeModel, cfg: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n and "pos" not in n]
-    ids = {id(p) for p in decay}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
 def iter_train(
@@ -196,7 +138,7 @@ class _Trainer:
             self.ema = PrimeModel(self.mcfg).to(device).eval()
             self.ema.load_state_dict(self.net.state_dict())
             self.ema.requires_grad_(False)
-        self.opt = _optimizer(self.net, cfg)
+        self.opt = make_optimizer(self.net, cfg)
         self.step, self.wall_before, self.t0 = 0, 0.0, time.perf_counter()
         self.init_digest = weights_digest(self.net.state_dict())
         if resume:
@@ -337,12 +279,7 @@ class _Trainer:
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
         if self.ema is not None:
-            decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
-            with torch.no_grad():
-                ema_p, net_p = list(self.ema.parameters()), list(self.net.parameters())
-                torch._foreach_lerp_(ema_p, net_p, 1.0 - decay)
-                for e, p in zip(self.ema.buffers(), self.net.buffers(), strict=True):
-                    e.copy_(p)
+            ema_update(self.ema, self.net, cfg.ema, self.step)
         return total, norm
 
     # ------------------------------------------------------------------ the run
@@ -512,25 +449,3 @@ class _Trainer:
             "parent": self.parent,
             **self.extra_card,
         }
-
-
-def save_verified_model(path: Path, model: PrimeModel, card: dict[str, Any], init_digest: str) -> Path:
-    """Write the model file via a temporary name; rename only after it reloads equal and trained."""
-    from engine.checkpoints import load_model, read_safetensors, save_model
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.new.safetensors")
-    try:
-        save_model(tmp, model, card)
-        tensors, _ = read_safetensors(tmp)
-        check_weights(tensors, "", model.state_dict(), init_digest, str(path))
-        load_model(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        from engine.training.checkpoint import describe_os_error
-
-        raise CheckpointError(f"could not write the model {path}: {describe_os_error(exc)}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.training.loop import DataOrder, mix_seed
+from engine.training.order import DataOrder, mix_seed
 
 
 @given(n=st.integers(1, 40), batch=st.integers(1, 17), seed=st.integers(0, 2**40))
