@@ -86,7 +86,7 @@ class TrainingPanel(QSplitter):
         self._recheck = QTimer(self)
         self._recheck.setSingleShot(True)
         self._recheck.setInterval(400)
-        self._recheck.timeout.connect(lambda: self.w.spawn(self.check_data()))
+        self._recheck.timeout.connect(self._check_later)
 
         f, v = self.form, self.view
         f.model_changed.connect(self._settings_changed)
@@ -132,6 +132,10 @@ class TrainingPanel(QSplitter):
         self.update_controls()
         if self.form.data_path.text().strip() and self.state not in ACTIVE:
             self._recheck.start()
+
+    def _check_later(self) -> None:
+        if not asyncio.get_event_loop().is_closed():
+            self.w.spawn(self.check_data())
 
     def _key(self) -> str | None:
         try:
@@ -553,9 +557,11 @@ class TrainingPanel(QSplitter):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         """When the window closes during a run, make the cancel a pause (resumable next start)."""
-        if obj is self.w and event.type() == QEvent.Type.Close and self.job is not None and self.record:
-            self.intent.value = "pause"
-            self.record.save(status="paused", message="the studio was closed during training")
+        if obj is self.w and event.type() == QEvent.Type.Close:
+            self._recheck.stop()
+            if self.job is not None and self.record is not None:
+                self.intent.value = "pause"
+                self.record.save(status="paused", message="the studio was closed during training")
         return False
 
     # ------------------------------------------------------------------ interrupted runs

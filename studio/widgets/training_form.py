@@ -180,9 +180,6 @@ class TrainingForm(QWidget):
         self.selected = (name, path, config) if name and path and config is not None else None
         if self.selected is None:
             self.selected_label.setText("Select a trained model in the Models list to fine-tune it.")
-            self.finetune.setEnabled(False)
-            if self.finetune.isChecked():
-                self.new.setChecked(True)
         else:
             geo = (
                 f"{config.height}\u00d7{config.width}\u00d7{config.channels}, {config.num_classes} levels"
@@ -190,17 +187,18 @@ class TrainingForm(QWidget):
                 else f"{config.seq_len} bytes"
             )
             self.selected_label.setText(f"<b>{name}</b>: {config.modality} {geo}, \u2113={config.ell}")
-            self.finetune.setEnabled(True)
         if self.finetune.isChecked():
             self.model_changed.emit()
 
     def is_finetune(self) -> bool:
-        """True when fine-tuning the selected model."""
-        return self.finetune.isChecked() and self.selected is not None
+        """True when fine-tuning (the selected model, if one is selected)."""
+        return self.finetune.isChecked()
 
     def model_config(self) -> Any:
         """The ModelConfig to train (the selected model's when fine-tuning); ValueError if invalid."""
         if self.is_finetune():
+            if self.selected is None:
+                raise ValueError("select a model in the Models list to fine-tune it, or choose New model")
             return self.selected[2]
         p = PRESETS[self.preset.currentData()]
         common = dict(ell=self.ell.value(), d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import image_config, tiny_model
+from conftest import image_config, text_config, tiny_model
 from PIL import Image
 
 import engine
@@ -178,3 +178,39 @@ def test_generation_runs_between_training_steps(make_window, run, tmp_path):
     assert steps == list(range(1, len(steps) + 1))  # continued from the same step, nothing repeated
     assert panel.record.status == "stopped"
     assert torch.is_tensor(result.tokens)
+
+
+def select_model(window, name):
+    from studio.widgets.library import NAME_ROLE
+
+    window.library.refresh()
+    items = [window.library.list.item(i) for i in range(window.library.list.count())]
+    window.library.list.setCurrentItem(next(it for it in items if it.data(NAME_ROLE) == name))
+
+
+def test_fine_tune_the_selected_model_and_refuse_data_that_cannot_fit(make_window, run, tmp_path):
+    engine.save_model(engine.user_models_dir() / "parent.safetensors", tiny_model(image_config()))
+    engine.save_model(engine.user_models_dir() / "texty.safetensors", tiny_model(text_config(seq_len=16)))
+    data = make_folder(tmp_path / "data", corrupt=False)
+    w = make_window()
+    panel = panel_for(w, steps=4, name="child", every=0)
+    parent_file = (engine.user_models_dir() / "parent.safetensors").read_bytes()
+
+    async def scenario():
+        select_model(w, "texty")  # a text model cannot train on images
+        panel.form.finetune.setChecked(True)  # brings fine-tuning defaults: set the short run again
+        panel.form.set_values({"steps": 4, "batch": 4})
+        report = await panel.check_data(str(data))
+        assert not report.ok and not panel.view.start.isEnabled()
+        assert "No usable data" in panel.view.reason.text()
+        select_model(w, "parent")
+        assert panel.form.is_finetune() and panel.form.model_source()["name"] == "parent"
+        await panel.check_data(str(data))
+        assert panel.start() is not None
+        await finished(panel)
+
+    run(scenario(), 90)
+    assert panel.record.status == "done", panel.record.message
+    child = next(e for e in engine.list_models() if e.name == "child")
+    assert child.info.card["parent"]["name"] == "parent"
+    assert (engine.user_models_dir() / "parent.safetensors").read_bytes() == parent_file  # untouched
