@@ -18,6 +18,7 @@ valid_bound 2.110. Whatever is trained, validation reports the valid bound.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -76,6 +77,7 @@ def iter_train(
     *,
     overwrite: bool = False,
     card: dict[str, Any] | None = None,
+    save_on_cancel: bool = False,
 ) -> Generator[TrainEvent, None, TrainSummary]:
     """Train a new model (``model`` is a ModelConfig) or fine-tune one (a model file or PrimeModel).
 
@@ -85,13 +87,17 @@ def iter_train(
     ``NAME.ckpt.safetensors`` beside it. ``resume`` continues that checkpoint (same data, model
     and batch settings, else refused). ``overwrite`` allows replacing an existing model file.
     ``card`` adds fields to the model card (a recipe's name and source, say).
+    ``save_on_cancel``: a cancel also evaluates and writes the model file ("stop and save"; the
+    card says ``stopped_early``); the summary still has ``cancelled=True``.
     A cancel (``cancel.cancel()``) stops after the current step, writes a checkpoint and returns
     a summary with ``cancelled=True``. Under ``torchrun`` (WORLD_SIZE > 1) the same call runs
     DDP; only rank 0 evaluates and writes.
     """
     info, device = D.setup(train_config.device)
     try:
-        trainer = _Trainer(model, train_config, data, out_path, cancel, resume, overwrite, info, device, card)
+        trainer = _Trainer(
+            model, train_config, data, out_path, cancel, resume, overwrite, info, device, card, save_on_cancel
+        )
         return (yield from trainer.run())
     finally:
         D.teardown(info)
@@ -120,8 +126,10 @@ class _Trainer:
         info: D.DistInfo,
         device: torch.device,
         card: dict[str, Any] | None = None,
+        save_on_cancel: bool = False,
     ) -> None:
         self.cfg, self.cancel, self.info, self.device = cfg, cancel, info, device
+        self.save_on_cancel = save_on_cancel
         self.extra_card = dict(card or {})
         if cfg.batch_size % info.world:
             raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {info.world} ranks")
@@ -382,6 +390,9 @@ class _Trainer:
     def _finish_cancelled(self) -> Generator[TrainEvent, None, TrainSummary]:
         if self.info.main and self.step > self.step_at_start and self.last_ckpt_step != self.step:
             yield self._event("checkpoint", checkpoint=self._save_checkpoint())
+        if self.save_on_cancel and self.step > 0:
+            summary = yield from self._finish(stopped_early=True)
+            return dataclasses.replace(summary, cancelled=True)
         message = (
             f"cancelled at step {self.step}; resume with --resume from {self.ckpt_path}"
             if self.info.main and self.ckpt_path.exists()
@@ -391,7 +402,7 @@ class _Trainer:
         D.barrier(self.info)
         return self._summary(True, None)
 
-    def _finish(self) -> Generator[TrainEvent, None, TrainSummary]:
+    def _finish(self, stopped_early: bool = False) -> Generator[TrainEvent, None, TrainSummary]:
         D.check_identical(self.net, self.info, self.device)
         final_eval, card, model_path = None, {}, None
         if self.info.main:
@@ -400,14 +411,18 @@ class _Trainer:
             if self.last_ckpt_step != self.step:
                 yield self._event("checkpoint", checkpoint=self._save_checkpoint())
             card = self._card(final_eval)
+            if stopped_early:
+                card["training"]["stopped_early"] = True
+                card["training"]["planned_steps"] = self.cfg.steps
             model_path = str(
                 save_verified_model(self.model_path, self._final_model(), card, self.init_digest)
             )
             yield self._event(
-                "done",
+                "cancelled" if stopped_early else "done",
                 eval=final_eval,
                 checkpoint=model_path,
-                message=f"saved {model_path}; {final_eval.line()}",
+                message=f"{'stopped early at step ' + str(self.step) + '; ' if stopped_early else ''}"
+                f"saved {model_path}; {final_eval.line()}",
             )
         D.barrier(self.info)
         return self._summary(False, model_path, final_eval, card)

@@ -113,3 +113,24 @@ def test_output_folder_removed_mid_run_is_recreated(tmp_path) -> None:
             (tmp_path / "runs").rmdir()  # the user deleted the folder
     assert read_checkpoint(tmp_path / "runs" / "m.ckpt.safetensors")[1]["state"]["step"] == 6
     assert (tmp_path / "runs" / "m.safetensors").is_file()
+
+
+def test_stop_and_save_writes_a_model_marked_stopped_early(tmp_path) -> None:
+    from engine.checkpoints import read_model_info
+
+    cancel = CancelToken()
+    gen = iter_train(IMG, FAST, pattern_data(), tmp_path / "m", cancel, save_on_cancel=True)
+    kinds = []
+    try:
+        while True:
+            ev = next(gen)
+            kinds.append(ev.kind)
+            if ev.kind == "step" and ev.step == 3:
+                cancel.cancel()
+    except StopIteration as stop:
+        summary = stop.value
+    assert summary.cancelled and summary.steps_done == 3 and summary.model_path is not None
+    assert kinds[-1] == "cancelled" and "eval" in kinds
+    card = read_model_info(summary.model_path).card
+    assert card["training"]["stopped_early"] and card["training"]["planned_steps"] == 6
+    assert card["training"]["steps"] == 3 and card["metrics"]["valid_bound"]["measure"] == "valid_bound"
