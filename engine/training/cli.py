@@ -95,7 +95,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument(
         "--preview", metavar="PNG", help="with --dry-run on images: save a grid of preprocessed items"
     )
-    p.add_argument("--preview-count", type=int, default=16, help="items in the --preview grid (default 16)")
+    p.add_argument(
+        "--preview-count",
+        type=int,
+        default=16,
+        help="preview items: the image grid (default 16); text shows at most 6",
+    )
     p.add_argument("--json", action="store_true", help="JSON lines of events on stdout")
     p.add_argument("--debug", action="store_true", help="show the traceback on errors")
     p.set_defaults(run=run_train)
@@ -255,7 +260,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         if args.recipe:
             raise ValueError("--dry-run checks a --data path; a recipe's data is built in code")
-        report = preflight(args.data, mcfg, cfg.data_options(), preview=max(1, args.preview_count))
+        shown = args.preview_count if mcfg.modality == "image" else min(args.preview_count, 6)
+        report = preflight(args.data, mcfg, cfg.data_options(), preview=max(1, shown))
         if args.preview and report.ok:
             _save_preview(args.preview, report, mcfg)
         if args.json:
