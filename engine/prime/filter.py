@@ -24,10 +24,20 @@ def consistent_mask(y: torch.Tensor, codec: Codec) -> torch.Tensor:
 
 
 def filtered_log_probs(logits: torch.Tensor, y: torch.Tensor, codec: Codec) -> torch.Tensor:
-    """log p_theta(x | y) (B, L, C) in float32: logits restricted to V(y), then log-softmax."""
-    ok = consistent_mask(y, codec)
-    masked_logits = logits.float().masked_fill(~ok, float("-inf"))
-    return torch.log_softmax(masked_logits, dim=-1)
+    """log p_theta(x | y) (..., C) in float32: logits restricted to V(y), then log-softmax.
+
+    A fully masked token admits every x, so the mask is built only for tokens with a visible digit.
+    """
+    logits = logits.float()
+    some_visible = (y != codec.mask).any(-1)  # (...)
+    if bool(some_visible.all()):
+        return torch.log_softmax(logits.masked_fill(~consistent_mask(y, codec), float("-inf")), dim=-1)
+    out = torch.log_softmax(logits, dim=-1)
+    if bool(some_visible.any()):
+        sub_logits, sub_y = logits[some_visible], y[some_visible]  # (K, C), (K, ell)
+        masked = sub_logits.masked_fill(~consistent_mask(sub_y, codec), float("-inf"))
+        out = out.index_put((some_visible,), torch.log_softmax(masked, dim=-1))  # out of place: autograd
+    return out
 
 
 def digit_log_marginals(logp: torch.Tensor, codec: Codec) -> torch.Tensor:

@@ -88,6 +88,8 @@ def _run(
     stale = torch.ones(n, dtype=torch.bool, device=device)  # state changed since the last call
     nfe = traj.called[:start].sum(0, dtype=torch.int64).to(device)
     cacheable = request.cache and not getattr(model, "time_conditioned", False)
+    constant_temperature = request.temperature_end is None and cacheable
+    active: tuple[torch.Tensor, ...] | None = None  # positions with a masked digit, for the cached logp
     was_training = model.training
     model.eval()
     try:
@@ -99,24 +101,34 @@ def _run(
             call = has_masked & stale if cacheable else has_masked
             logits = _evaluate(model, y, call, logits)
             nfe += call
-            logp = tempered_log_probs(
-                logits, y, codec, _temperature(request, t), request.top_k, request.top_p
-            )
             # fixed amount of randomness per step, whatever was cached
             u_tok = torch.rand(y.shape[:2], generator=gen)  # (N, L)
             u_dig = torch.rand(y.shape, generator=gen) if request.reveal == "marginal" else None
             v = torch.rand(y.shape, generator=gen)  # (N, L, ell)
-            x0 = draw_tokens(logp, u_tok)  # (N, L)
+            if active is None or bool(stale.any()) or not constant_temperature:
+                # only tokens with a masked digit need the filter and a draw: (K,) positions
+                active = (y == codec.mask).any(-1).nonzero(as_tuple=True)
+                logp = tempered_log_probs(
+                    logits[active], y[active], codec, _temperature(request, t), request.top_k, request.top_p
+                )  # (K, C)
+            x0 = codec.decode(y)  # (N, L): fully visible tokens keep their value
+            x0[active] = draw_tokens(logp, _on(u_tok, device)[active])
             joint = codec.encode(x0)  # (N, L, ell)
             proposal = joint
             if u_dig is not None:
-                proposal = draw_marginal_digits(logp, codec, u_dig.to(device))
+                proposal = joint.clone()
+                proposal[active] = draw_marginal_digits(logp, codec, _on(u_dig, device)[active])
             r = 1.0 if k == T else schedule.reveal_probability(t, s)
             y_new, newly = reveal(y, proposal, fixed, r, v, codec)
             if u_dig is not None:
-                y_new = repair_inconsistent(y_new, joint, newly, y, codec)
+                y_new[active] = repair_inconsistent(
+                    y_new[active], joint[active], newly[active], y[active], codec
+                )
             changed = newly.flatten(1).any(-1)  # (N,)
-            prediction = logp.argmax(-1) if traj.predictions is not None else None
+            prediction = None
+            if traj.predictions is not None:
+                prediction = codec.decode(y)
+                prediction[active] = logp.argmax(-1)
             traj.record_step(k, newly, y_new, call, changed, prediction)
             y = y_new
             if request.corrector > 0 and k < T:
@@ -154,6 +166,11 @@ def _run(
         steps_done=done,
         request=request,
     )
+
+
+def _on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device`` (random numbers are drawn on the CPU generator)."""
+    return x if device.type == "cpu" else x.to(device)
 
 
 @torch.no_grad()

@@ -42,7 +42,7 @@ def tempered_log_probs(
 
 
 def draw_tokens(logp: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw of one token per position: logp (N, L, C), u (N, L) in [0, 1) -> (N, L)."""
+    """Inverse-CDF draw of one token per position: logp (..., C), u (...) in [0, 1) -> (...)."""
     cdf = logp.exp().cumsum(-1)  # (N, L, C)
     target = (u.to(cdf.device, cdf.dtype) * cdf[..., -1]).unsqueeze(-1)  # (N, L, 1)
     # right=True: the first index whose cdf exceeds the target, which always has p > 0
@@ -51,9 +51,9 @@ def draw_tokens(logp: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def draw_marginal_digits(logp: torch.Tensor, codec: Codec, u: torch.Tensor) -> torch.Tensor:
-    """Each digit drawn independently from its marginal: logp (N, L, C), u (N, L, ell) -> (N, L, ell)."""
-    marg = digit_log_marginals(logp, codec)  # (N, L, ell, b)
-    return draw_tokens(marg.flatten(1, 2), u.flatten(1)).view(u.shape)
+    """Each digit drawn independently from its marginal: logp (..., C), u (..., ell) -> (..., ell)."""
+    marg = digit_log_marginals(logp, codec)  # (..., ell, b)
+    return draw_tokens(marg.reshape(-1, codec.base), u.reshape(-1)).view(u.shape)
 
 
 def reveal(
@@ -63,7 +63,7 @@ def reveal(
 
     y, proposal (N, L, ell) digits; fixed (N, L, ell) bool; v (N, L, ell) uniforms.
     """
-    newly = (y == codec.mask) & ~fixed & (v.to(y.device) < r)
+    newly = (y == codec.mask) & ~fixed & ((v if v.device == y.device else v.to(y.device)) < r)
     return torch.where(newly, proposal, y), newly
 
 

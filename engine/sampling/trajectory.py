@@ -30,19 +30,21 @@ class Trajectory:
         record_predictions: bool = False,
     ) -> None:
         n, length, ell = initial.shape
+        if not torch.equal(fixed, initial != codec.mask):
+            raise ValueError("the digits visible at step 0 must be exactly the fixed (conditioned) ones")
         self.codec = codec
         self.times = times.clone()
         self.steps = int(times.numel() - 1)
-        # compact storage: digits in uint8 where they fit, reveal steps in int16 where they fit
-        self.digit_dtype = torch.uint8 if codec.mask < 256 else torch.int32
+        # compact storage: the smallest integer types that hold the digits and the step numbers
+        self.digit_dtype = (
+            torch.uint8 if codec.mask < 256 else torch.int16 if codec.mask < 2**15 else torch.int32
+        )
         self.step_dtype = torch.int16 if self.steps < torch.iinfo(torch.int16).max else torch.int32
         self.not_revealed = torch.iinfo(self.step_dtype).max
-        self.initial = initial.to(self.digit_dtype).clone()
-        self.fixed = fixed.clone()
-        self.first_value = self.initial.clone()  # (N, L, ell) value at first reveal
-        visible = initial != codec.mask
+        self.first_value = initial.to(self.digit_dtype).clone()  # (N, L, ell) value at first reveal
+        # step at which each digit was revealed: 0 = fixed from the start (the condition)
         self.reveal_step = torch.where(
-            visible,
+            fixed,
             torch.zeros(initial.shape, dtype=self.step_dtype),
             torch.full(initial.shape, self.not_revealed, dtype=self.step_dtype),
         )
@@ -51,20 +53,34 @@ class Trajectory:
         self.idle = torch.zeros(self.steps, n, dtype=torch.bool)
         self.called = torch.zeros(self.steps, n, dtype=torch.int16)
         self.predictions: torch.Tensor | None = (
-            torch.full((self.steps, n, length), -1, dtype=torch.int32) if record_predictions else None
+            torch.full(
+                (self.steps, n, length), -1, dtype=torch.int16 if codec.num_classes < 2**15 else torch.int32
+            )
+            if record_predictions
+            else None
         )
         self.steps_done = 0
 
     @property
     def num_samples(self) -> int:
         """N."""
-        return int(self.initial.shape[0])
+        return int(self.first_value.shape[0])
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(N, L, ell)."""
-        n, length, ell = self.initial.shape
+        n, length, ell = self.first_value.shape
         return int(n), int(length), int(ell)
+
+    @property
+    def fixed(self) -> torch.Tensor:
+        """(N, L, ell) bool: the conditioned digits, visible from step 0 and never changed."""
+        return self.reveal_step == 0
+
+    @property
+    def initial(self) -> torch.Tensor:
+        """(N, L, ell) the state at step 0."""
+        return self.state_at(0)
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -151,7 +167,7 @@ class Trajectory:
         The digit record (values, reveal steps, fixed mask, corrector events) does not grow with T;
         ``per_step`` adds the (T, N) counters, the time grid and recorded predictions, which do.
         """
-        tensors = [self.initial, self.fixed, self.first_value, self.reveal_step]
+        tensors = [self.first_value, self.reveal_step]
         if per_step:
             tensors += [self.times, self.revealed, self.idle, self.called]
             if self.predictions is not None:
@@ -166,7 +182,7 @@ class Trajectory:
         """A copy holding steps 0..``step`` only, ready for sampling to continue after ``step``."""
         if not 0 <= step <= self.steps_done:
             raise ValueError(f"branch step must be in 0..{self.steps_done}, got {step}")
-        child = Trajectory(self.codec, self.times, self.initial.long(), self.fixed, record_predictions)
+        child = Trajectory(self.codec, self.times, self.initial, self.fixed, record_predictions)
         keep = self.reveal_step <= step
         child.reveal_step = torch.where(
             keep, self.reveal_step, torch.full_like(self.reveal_step, child.not_revealed)
