@@ -35,8 +35,10 @@ class Block(nn.Module):
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))
         p = self.dropout if self.training else 0.0
         att = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, heads, L, D/heads)
-        h = h + F.dropout(self.proj(att.transpose(1, 2).reshape(B, L, D)), p, self.training)
-        return h + F.dropout(self.mlp(self.norm2(h)), p, self.training)
+        out = self.proj(att.transpose(1, 2).reshape(B, L, D))
+        h = h + (F.dropout(out, p, True) if p > 0 else out)
+        out = self.mlp(self.norm2(h))
+        return h + (F.dropout(out, p, True) if p > 0 else out)
 
 
 class PrimeModel(nn.Module):
