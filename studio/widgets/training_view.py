@@ -33,7 +33,7 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> 
     n, h, w, c = images.shape
     if c == 1:
         images = np.repeat(images, 3, axis=-1)
-    cols = columns or min(n, 8)
+    cols = columns or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
     out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3), 96, dtype=np.uint8)
     for i in range(n):
@@ -142,6 +142,7 @@ class TrainingView(QWidget):
             charts.addWidget(c)
         # previews
         self.preview_title = QLabel("Data preview: items as the model will see them")
+        self.preview_title.setWordWrap(True)
         self.preview_image = PixelView()
         self.preview_text = QPlainTextEdit()
         self.preview_text.setReadOnly(True)

@@ -71,7 +71,8 @@ def test_report_lists_the_corrupt_file_and_blocks_empty_data(make_window, run, t
     listed = [panel.form.skipped.item(i).text() for i in range(panel.form.skipped.count())]
     assert len(listed) == 1 and listed[0].startswith("broken.png \u2014 ")
     assert "13</b> files found" in panel.form.report_summary.text()
-    assert panel.view.preview_image.image.width() >= 4 * 4  # the preview grid of preprocessed items
+    preview = panel.view.preview_image.image  # 4 preprocessed 4x4 items in a 2x2 grid, 1 px gaps
+    assert (preview.width(), preview.height()) == (11, 11)
     assert panel.view.start.isEnabled() and not panel.view.reason.isVisible()
 
 

@@ -1,0 +1,312 @@
+"""The Train tab's run control: start, pause, resume, stop-and-save, events, sharing the engine.
+
+Jobs run one at a time on the engine thread. So that a generation does not wait for a whole
+training run, the panel yields: when a generate/branch/load job is queued behind a running
+training job, training stops at the next step with a checkpoint, the queued jobs run, and the
+training job is queued again with ``resume=True`` (same data order and random state). Pause is
+the same mechanism under the user's control. A mixin of
+:class:`studio.widgets.training.TrainingPanel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject
+
+from studio.enginelink import eng
+from studio.widgets.training_runs import (
+    Intent,
+    RunRecord,
+    model_name_ok,
+    new_run,
+    train_work,
+    unique_name,
+)
+
+log = logging.getLogger(__name__)
+
+YIELD_FOR = ("generate", "branch", "load")  # queued job kinds that pause a running training job
+ACTIVE = ("running", "pausing", "yielding", "stopping", "waiting")
+
+
+class RunControl:
+    """Start, pause, resume, stop; follow the training job's events; yield to queued jobs."""
+
+    # ------------------------------------------------------------------ controls
+    def start_blocker(self) -> str | None:
+        """Why a new run cannot start now, or None."""
+        if self.state in ACTIVE or self.state == "paused":
+            return None if self.state == "paused" else ""
+        problem = model_name_ok(self.form.name.text().strip())
+        if problem:
+            return problem
+        taken = {e.name for e in eng.list_models()}
+        if self.form.name.text().strip() in taken:
+            return (
+                f"the name {self.form.name.text().strip()!r} is already used in the library; choose another"
+            )
+        try:
+            self.form.model_config()
+            self.form.train_config()
+        except ValueError as exc:
+            return str(exc)
+        if not self.form.data_path.text().strip():
+            return "Choose a data folder or file (or drop it on this tab) to see its report."
+        if self.state == "checking":
+            return "Checking the data\u2026"
+        if self.report is None:
+            return (
+                f"The data cannot be used: {self.report_error}"
+                if self.report_error
+                else "Check the data first."
+            )
+        if self.report_key != self._key():
+            return "Settings changed: checking the data again\u2026"
+        if not self.report.ok:
+            return f"No usable data: {self.report.problem}"
+        return None
+
+    def update_controls(self) -> None:
+        """Enable what can be done now and say why Start is not possible."""
+        v = self.view
+        blocker = self.start_blocker()
+        v.start.setEnabled(self.state in ("idle", "checking") and blocker is None)
+        v.pause.setEnabled(self.state == "running")
+        v.resume.setEnabled(self.state == "paused")
+        v.cancel.setEnabled(self.state in ("running", "paused", "yielding", "waiting"))
+        v.set_reason(blocker if self.state in ("idle", "checking") else None)
+        self.form.lock(self.state in ACTIVE or self.state == "paused")
+
+    # ------------------------------------------------------------------ run
+    def start(self) -> asyncio.Task | None:
+        """Start a new run with the checked data (returns the task that follows it)."""
+        if self.start_blocker() is not None or self.state not in ("idle", "checking"):
+            return None
+        tcfg = self.form.train_config()
+        record = new_run(
+            self.form.name.text().strip(), self.form.data_path.text().strip(), self.form.model_source(), tcfg
+        )
+        record.save(status="running")
+        self.record = record
+        self.view.reset(tcfg.steps)
+        self.view.say(f"run {record.id}: {record.name}, {tcfg.steps} steps, data {record.data}")
+        return self._launch(resume=False, data=self.report)
+
+    def pause(self) -> None:
+        """Stop at the next step with a checkpoint; Resume continues from it."""
+        if self.state == "running" and self.job is not None:
+            self.intent.value = "pause"
+            self.state = "pausing"
+            self.view.status.setText("Pausing: writing a checkpoint after the current step\u2026")
+            self.job.cancel()
+            self.update_controls()
+
+    def resume(self) -> asyncio.Task | None:
+        """Continue a paused run from its checkpoint."""
+        if self.state != "paused" or self.record is None:
+            return None
+        return self._launch(resume=self.record.checkpoint_path.exists(), data=self._data_for(self.record))
+
+    def stop(self) -> asyncio.Task | None:
+        """Stop now and save the model so far (with its card) into the library."""
+        if self.state in ("running", "yielding", "waiting") and self.job is not None:
+            self.intent.value = "stop"
+            self.state = "stopping"
+            self.view.status.setText("Stopping: checkpoint, then the model is saved into the library\u2026")
+            if self.job.status == "running":
+                self.job.cancel()
+            else:  # queued: when it runs it only loads the checkpoint and saves the model
+                self.intent.value = "finish"
+            self.update_controls()
+            return None
+        if self.state == "paused" and self.record is not None:  # finish from the checkpoint
+            return self._launch(resume=True, data=self._data_for(self.record), finish=True)
+        return None
+
+    def _data_for(self, record: RunRecord) -> Any:
+        """The checked report when it belongs to this run (saves decoding the data again)."""
+        if self.report is None or not self.report.ok or self.report_key is None:
+            return None
+        try:
+            path, mcfg, options = json.loads(self.report_key)
+            same = (
+                path == record.data
+                and mcfg == record.model_config().to_dict()
+                and options == record.train().data_options().to_dict()
+            )
+        except Exception:  # noqa: BLE001 - decode again on the engine thread
+            return None
+        return self.report if same else None
+
+    def _launch(self, resume: bool, data: Any, finish: bool = False) -> asyncio.Task:
+        """Start following a training job (the state changes now, not when the task first runs)."""
+        self.state = "waiting"
+        self.intent = Intent("finish" if finish else "stop")
+        self.update_controls()
+        return self.w.spawn(self._drive(resume, data))
+
+    async def _drive(self, resume: bool, data: Any) -> Any:
+        """One training job for ``self.record``: follow its events, then record how it ended."""
+        record = self.record
+        intent = self.intent
+        job = self.bridge.submit(
+            "train",
+            f"train \u2192 {record.name}",
+            lambda token: _run_job(record, data, token, intent, resume),
+        )
+        self.job = job
+        self._steps_this_job = 0
+        if job.status == "queued" and len(self.bridge.jobs()) > 1:
+            self.view.status.setText(
+                f"Queued: training waits for {len(self.bridge.jobs()) - 1} job(s) ahead of it"
+            )
+        try:
+            await job.wait_started()
+            if self.state == "waiting":
+                self.state = "running"
+                self.update_controls()
+            async for event in job:
+                self.on_event(event)
+            outcome = await job
+        except Exception as exc:  # noqa: BLE001 - shown in the panel; the checkpoint stays usable
+            return self._failed(record, exc)
+        finally:
+            self.job = None
+        return self._ended(record, outcome, data)
+
+    def on_event(self, ev: Any) -> None:
+        """Show one TrainEvent (charts, progress, previews, checkpoints)."""
+        v, record = self.view, self.record
+        if ev.kind == "start":
+            info = ev.info or {}
+            resumed = info.get("resumed_from")
+            v.status.setText(
+                f"Training {record.name} on {info.get('device', '?')} \u00b7 "
+                f"{info.get('model_parameters', 0) / 1e6:.2f}M parameters \u00b7 "
+                f"{(info.get('data') or {}).get('train_items', '?')} training items"
+                + (f" \u00b7 resumed from step {resumed}" if resumed else "")
+            )
+            v.say(f"resumed from step {resumed}" if resumed else ev.message or "started")
+            for c in (v.loss_chart, v.bpd_chart, v.lr_chart):
+                c.x_max = ev.steps
+        elif ev.kind == "step":
+            self._steps_this_job += 1
+            v.loss_chart.add(ev.step, ev.loss)
+            v.lr_chart.add(ev.step, ev.lr)
+            v.show_step(ev)
+        elif ev.kind == "eval" and ev.eval is not None:
+            v.bpd_chart.add(ev.step, ev.eval.bits_per_dim)
+            v.say(f"step {ev.step}: {ev.eval.line()}")
+        elif ev.kind == "preview" and ev.preview is not None:
+            cfg = record.model_config()
+            seed = record.train_config.get("seed", 0)
+            v.show_tokens(
+                ev.preview, cfg, f"Samples at step {ev.step} (fixed seed {seed}, so progress is comparable)"
+            )
+        elif ev.kind == "checkpoint" and ev.checkpoint:
+            v.checkpoints.addItem(f"step {ev.step} \u00b7 {time.strftime('%H:%M:%S')}")
+            v.checkpoints.item(v.checkpoints.count() - 1).setToolTip(
+                f"{ev.checkpoint}\n(each checkpoint replaces the previous one: it is what Resume continues)"
+            )
+            v.checkpoints.scrollToBottom()
+            record.save(step=ev.step)
+        elif ev.kind in ("done", "cancelled"):
+            v.say(ev.message)
+
+    def _ended(self, record: RunRecord, outcome: Any, data: Any) -> Any:
+        v = self.view
+        if outcome is None:  # dropped from the queue before it ran
+            self.state = "paused" if record.checkpoint_path.exists() else "idle"
+            record.save(status="paused" if self.state == "paused" else "stopped")
+            v.status.setText("The training job was cancelled before it ran.")
+            self.update_controls()
+            return None
+        s = outcome.summary
+        if outcome.library_path:
+            self.w.library.refresh()
+        if not s.cancelled:
+            record.save(status="done", step=s.steps_done, library_path=outcome.library_path)
+            line = s.final_eval.line() if s.final_eval is not None else ""
+            v.status.setText(f"Done: {outcome.library_name} is in the library, ready to generate. {line}")
+            v.say(f"saved {outcome.library_name} in the library ({outcome.library_path})")
+            self.state = "idle"
+        elif outcome.intent == "yield":
+            v.say(f"paused at step {s.steps_done} so that queued jobs can run; training continues after them")
+            self.state = "yielding"
+            self.update_controls()
+            return self._launch(resume=record.checkpoint_path.exists(), data=data)
+        elif outcome.intent == "pause":
+            record.save(status="paused", step=s.steps_done)
+            v.status.setText(
+                f"Paused at step {s.steps_done} of {s.steps}: checkpoint saved. Resume continues from there."
+            )
+            v.say(f"paused at step {s.steps_done}")
+            self.state = "paused"
+        else:
+            record.save(status="stopped", step=s.steps_done, library_path=outcome.library_path)
+            if outcome.library_path:
+                v.status.setText(
+                    f"Stopped at step {s.steps_done} of {s.steps}: {outcome.library_name} is in the library "
+                    "(its card says it stopped early)."
+                )
+                v.say(f"saved {outcome.library_name} in the library ({outcome.library_path})")
+            else:
+                v.status.setText("Stopped before the first step: nothing was saved.")
+            self.state = "idle"
+        if outcome.library_name:  # ready for the next run: suggest a free name
+            self.form.name.setText(unique_name(record.name, {e.name for e in eng.list_models()}))
+        self.update_estimate()
+        self.update_controls()
+        return outcome
+
+    def _failed(self, record: RunRecord, exc: BaseException) -> None:
+        resumable = record.checkpoint_path.exists()
+        record.save(status="paused" if resumable else "failed", message=str(exc))
+        self.state = "paused" if resumable else "idle"
+        text = f"Training stopped: {exc}"
+        if resumable:
+            text += " \u2014 the last checkpoint is intact: fix the cause and press Resume."
+        self.view.status.setText(f"<span style='color:#c0392b'>{text}</span>")
+        self.view.say(text)
+        self.w.flash(text, 10000)
+        log.warning("training %s failed: %s", record.id, exc)
+        self.update_controls()
+        return None
+
+    # ------------------------------------------------------------------ sharing the engine thread
+    def _maybe_yield(self) -> None:
+        job = self.job
+        if job is None or self.state != "running" or job.status != "running" or self._steps_this_job < 1:
+            return
+        waiting = [j for j in self.bridge.jobs() if j.status == "queued" and j.kind in YIELD_FOR]
+        if waiting:
+            self.intent.value = "yield"
+            self.state = "yielding"
+            self.view.status.setText(
+                f"Pausing training at a checkpoint so that \u201c{waiting[0].label}\u201d can run; "
+                "training then continues from the same step by itself."
+            )
+            job.cancel()
+            self.update_controls()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """When the window closes during a run, make the cancel a pause (resumable next start)."""
+        if obj is self.w and event.type() == QEvent.Type.Close:
+            self._recheck.stop()
+            if self.job is not None and self.record is not None:
+                self.intent.value = "pause"
+                self.record.save(status="paused", message="the studio was closed during training")
+        return False
+
+
+def _run_job(record: RunRecord, data: Any, token: Any, intent: Intent, resume: bool):
+    """Engine thread: a "finish" intent loads the checkpoint and saves the model without training."""
+    if intent.value == "finish":
+        intent.value = "stop"
+        token.cancel()
+    return train_work(record, data, token, intent, resume)
