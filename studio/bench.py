@@ -267,6 +267,7 @@ def format_table(report: dict[str, Any]) -> str:
     titles = {
         "idle": "loop lateness, idle",
         "generate": "loop lateness, generating",
+        "warm_up": "loop lateness, warm-up",
         "train": "loop lateness, training",
         "render": "scrub render time",
     }

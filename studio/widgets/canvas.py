@@ -113,6 +113,12 @@ class CanvasView(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Draw the image without smoothing, then the mask overlay."""
         painter = QPainter(self)
+        try:
+            self._paint(painter)
+        finally:
+            painter.end()  # an exception must never leave the painter active (Qt would crash)
+
+    def _paint(self, painter: QPainter) -> None:
         painter.fillRect(self.rect(), self.palette().base())
         if self._image.isNull():
             painter.setPen(self.palette().placeholderText().color())

@@ -52,6 +52,12 @@ class StripChart(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Draw bars, idle ticks and the cursor."""
         painter = QPainter(self)
+        try:
+            self._paint(painter)
+        finally:
+            painter.end()  # an exception must never leave the painter active (Qt would crash)
+
+    def _paint(self, painter: QPainter) -> None:
         pal = self.palette()
         painter.fillRect(self.rect(), pal.alternateBase())
         if not self.steps:
@@ -63,12 +69,12 @@ class StripChart(QWidget):
         bar = pal.highlight().color()
         idle_colour = QColor(220, 50, 50)
         # one column per pixel at most: steps that share a pixel are binned (max revealed, max idle)
-        columns = max(1, min(len(self.revealed), int(bw * len(self.revealed)) or 1))
-        per = len(self.revealed) / columns if self.revealed else 1.0
+        columns = min(len(self.revealed), max(1, int(bw * len(self.revealed))))
+        per = len(self.revealed) / max(1, columns)
         width = max(1.0, per * bw - (1 if per * bw > 3 else 0))
         for c in range(columns):
             a, b = int(c * per), max(int(c * per) + 1, int((c + 1) * per))
-            value = max(self.revealed[a:b])
+            value = max(self.revealed[a:b], default=0.0)
             if value > 0:
                 bh = max(1.0, h * value / top)
                 painter.fillRect(QRectF(x0 + a * bw, 2 + h - bh, width, bh), bar)

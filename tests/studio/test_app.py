@@ -57,3 +57,43 @@ def test_panels_can_register_self_tests_and_tabs():
         del panels.SELF_TESTS["demo"]
     assert app.parse_args(["--self-test"]).self_test == "generate"
     assert app.parse_args(["--self-test", "train", "--screenshot", "x.png"]).self_test == "train"
+
+
+def test_bench_runs_and_reports_json(prime_home):
+    import json
+
+    env = dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", PRIME_STUDIO_HOME=str(prime_home), PYTHONPATH=str(ROOT)
+    )
+    args = [
+        "--json",
+        "--no-train",
+        "--steps",
+        "8",
+        "--samples",
+        "1",
+        "--size",
+        "4",
+        "--d-model",
+        "16",
+        "--layers",
+        "1",
+        "--render-samples",
+        "2",
+        "--render-size",
+        "4",
+        "--idle-seconds",
+        "0.1",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "studio.bench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["generate"]["n"] > 0 and report["render"]["n"] == 65
+    assert set(report["targets"]) == {"lateness_p99_ms", "lateness_max_ms", "render_max_ms"}

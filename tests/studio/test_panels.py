@@ -94,3 +94,18 @@ def test_generate_without_a_model_explains(run, make_window):
     w.generate_panel.generate.click()
     run(asyncio.sleep(0.05))
     assert w.errors and "No model is loaded" in str(w.errors[0])
+
+
+def test_strip_chart_paints_empty_long_and_live_runs(qtbot):
+    from studio.widgets.timeline import Timeline
+
+    timeline = Timeline()
+    qtbot.addWidget(timeline)
+    timeline.resize(400, 120)
+    timeline.show()
+    timeline.set_steps(64, [], [], 0)  # a run that has not delivered a step yet
+    timeline.grab()
+    timeline.set_steps(5000, [float(i % 7) for i in range(5000)], [0.5 * (i % 3 == 0) for i in range(5000)])
+    timeline.seek(2500)
+    assert timeline.grab().width() == 400
+    assert timeline.entries() == 5000 and "2500/5000" in timeline.label.text()
