@@ -267,15 +267,16 @@ class RunControl:
     def _failed(self, record: RunRecord, exc: BaseException) -> None:
         resumable = record.checkpoint_path.exists()
         record.save(status="paused" if resumable else "failed", message=str(exc))
-        self.state = "paused" if resumable else "idle"
+        self.state, self.record = "idle", None
         text = f"Training stopped: {exc}"
         if resumable:
-            text += " \u2014 the last checkpoint is intact: fix the cause and press Resume."
+            text += " \u2014 the last checkpoint is intact: fix the cause and resume it above, or discard it."
         self.view.status.setText(f"<span style='color:#c0392b'>{text}</span>")
         self.view.say(text)
         self.w.flash(text, 10000)
         log.warning("training %s failed: %s", record.id, exc)
         self.update_controls()
+        self.find_unfinished()  # a resumable run is offered in the banner (Resume / Discard)
         return None
 
     # ------------------------------------------------------------------ sharing the engine thread

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ class DataChecks:
         memory = size(memory_estimate(mcfg, batch, params))
         text = f"{params / 1e6:.2f}M parameters \u00b7 memory \u2248 {memory} (estimate)"
         key = self._speed_key(mcfg, batch)
-        if key in self.speeds:
+        if key in self.speeds and not math.isfinite(self.speeds[key]):
+            text += "<br>time: too large to probe on this machine"
+        elif key in self.speeds:
             per = self.speeds[key]
             text += (
                 f"<br>measured {per * 1000:.0f} ms/step \u2192 {steps} steps \u2248 {duration(per * steps)}"
@@ -77,10 +80,14 @@ class DataChecks:
     async def measure_speed(self) -> dict[str, float]:
         """Probe every size preset (or the model to fine-tune) on the engine thread."""
         batch = self.form.batch.value()
-        if self.form.is_finetune():
-            configs = {"selected": self.form.model_config()}
-        else:
+        try:
             base = self.form.model_config()
+        except ValueError as exc:
+            self.form.speed.setText(f"cannot measure: {exc}")
+            return {}
+        if self.form.is_finetune():
+            configs = {"selected": base}
+        else:
             configs = {
                 n: base.replace(d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads)
                 for n, p in PRESETS.items()
@@ -96,7 +103,10 @@ class DataChecks:
             return {}
         for n, c in configs.items():
             self.speeds[self._speed_key(c, batch)] = result[n]
-        parts = [f"{n} {s * 1000:.0f} ms" for n, s in result.items()]
+        parts = [
+            f"{n} {s * 1000:.0f} ms" if math.isfinite(s) else f"{n} not probed (too large to try here)"
+            for n, s in result.items()
+        ]
         self.form.speed.setText(f"per step at batch {batch}, measured here: " + ", ".join(parts))
         self.update_estimate()
         return result

@@ -56,6 +56,7 @@ PRESETS = {
         Preset("large", 256, 6, 8, 10000, 32, 3e-4, 0.9999, 1000),
     )
 }
+PROBE_MEMORY_LIMIT = 2_000_000_000  # bytes a speed probe may take (estimated) before it is skipped
 FINETUNE_DEFAULTS = {"steps": 1000, "batch_size": 32, "lr": 3e-4, "ema": 0.999, "every": 250}
 
 
@@ -84,8 +85,11 @@ def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, timed: 
 
     One warm-up and ``timed`` optimiser steps (forward, backward, AdamW) on random tokens with
     random digit masks; measured at min(batch_size, 8) and scaled linearly to ``batch_size``.
+    NaN when the probe itself would need more than ``PROBE_MEMORY_LIMIT`` bytes (estimated).
     """
     b = max(1, min(batch_size, 8))
+    if memory_estimate(config, b, num_parameters(config)) > PROBE_MEMORY_LIMIT:
+        return math.nan  # too big to try here: a probe must never exhaust the machine
     torch.manual_seed(0)
     model = eng.PrimeModel(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

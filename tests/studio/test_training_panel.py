@@ -65,6 +65,12 @@ def test_report_lists_the_corrupt_file_and_blocks_empty_data(make_window, run, t
     assert not panel.view.start.isEnabled()
     assert "No usable data" in panel.view.reason.text() and panel.view.reason.isVisible()
 
+    report = run(panel.check_data(str(tmp_path / "nowhere")))
+    assert report is None and not panel.view.start.isEnabled()
+    assert (
+        "Cannot read the data" in panel.form.report_summary.text() and "nowhere" in panel.view.reason.text()
+    )
+
     report = run(panel.check_data(str(make_folder(tmp_path / "data"))))
     assert (report.files_found, report.files_used, len(report.skipped)) == (13, 12, 1)
     assert report.skipped[0].path == "broken.png"
@@ -106,10 +112,19 @@ def test_stop_saves_a_model_that_generates(make_window, run, tmp_path):
         await panel.check_data(str(data))
         panel.start()
         await until(lambda: len(panel.view.loss_chart.points) >= 3, 30, "three steps")
+        panel.pause()
+        await until(lambda: panel.state == "paused", 30, "the pause")
+        paused_at = panel.view.loss_chart.points[-1][0]
+        assert panel.record.status == "paused" and panel.view.resume.isEnabled()
+        assert training_runs.checkpoint_step(panel.record.checkpoint_path) == paused_at
+        assert panel.resume() is not None
+        await until(lambda: len(panel.view.loss_chart.points) >= paused_at + 2, 30, "steps after resuming")
         panel.stop()
         await finished(panel)
 
     run(scenario(), 90)
+    steps = [x for x, _ in panel.view.loss_chart.points]
+    assert steps == list(range(1, len(steps) + 1))  # resumed at the paused step, nothing repeated
     assert panel.record.status == "stopped"
     entry = next(e for e in engine.list_models() if e.name == "tiny-run")
     card = entry.info.card
@@ -120,8 +135,8 @@ def test_stop_saves_a_model_that_generates(make_window, run, tmp_path):
     assert result.tokens.shape == (2, 16) and bool((result.tokens >= 0).all())
 
 
-def test_an_interrupted_run_is_offered_and_resumes_from_its_step(make_window, run, tmp_path):
-    data = make_folder(tmp_path / "data")
+def crashed_run(data):
+    """A run record still marked "running" whose process died after its step-10 checkpoint."""
     tcfg = engine.TrainConfig(
         steps=20, batch_size=4, lr=3e-3, warmup=2, ema=0.9, checkpoint_every=5, eval_every=0, preview_every=0
     )
@@ -130,14 +145,17 @@ def test_an_interrupted_run_is_offered_and_resumes_from_its_step(make_window, ru
         "crashed", str(data), {"kind": "new", "config": image_config().to_dict()}, tcfg
     )
     record.save(status="running")
-    token = engine.CancelToken()
-    gen = engine.iter_train(image_config(), tcfg, str(data), record.out, cancel=token)
+    gen = engine.iter_train(image_config(), tcfg, str(data), record.out)
     for ev in gen:  # the "crash": the process stops after the step-10 checkpoint
         if ev.kind == "checkpoint" and ev.step == 10:
             gen.close()
             break
     assert training_runs.checkpoint_step(record.checkpoint_path) == 10
+    return record
 
+
+def test_an_interrupted_run_is_offered_and_resumes_from_its_step(make_window, run, tmp_path):
+    record = crashed_run(make_folder(tmp_path / "data"))
     w = make_window()
     panel = w.extra_panels["Train"]
     assert [r.id for r in panel.pending] == [record.id]
@@ -215,3 +233,36 @@ def test_fine_tune_the_selected_model_and_refuse_data_that_cannot_fit(make_windo
     child = next(e for e in engine.list_models() if e.name == "child")
     assert child.info.card["parent"]["name"] == "parent"
     assert (engine.user_models_dir() / "parent.safetensors").read_bytes() == parent_file  # untouched
+
+
+def test_text_data_preview_is_decoded_text(make_window, run, tmp_path):
+    (tmp_path / "a.txt").write_text("hello prime studio, a small text to train on.\n" * 3)
+    w = make_window()
+    panel = w.extra_panels["Train"]
+    f = panel.form
+    f.new.setChecked(True)
+    f.set_values({"modality": "text", "seq_len": 16, "ell": 2})
+    report = run(panel.check_data(str(tmp_path / "a.txt")))
+    assert report.ok and report.items >= 2
+    assert panel.view.preview_stack.currentWidget() is panel.view.preview_text
+    assert "hello prime" in panel.view.preview_text.toPlainText()
+
+
+def test_a_resume_that_cannot_work_is_explained_and_can_be_discarded(make_window, run, tmp_path):
+    data = make_folder(tmp_path / "data")
+    record = crashed_run(data)
+    Image.fromarray(np.zeros((4, 4), np.uint8), mode="L").save(data / "new.png")  # the data changed
+    w = make_window()
+    panel = w.extra_panels["Train"]
+
+    async def scenario():
+        assert panel.resume_unfinished() is not None
+        await finished(panel)
+
+    run(scenario(), 60)
+    assert "different data" in panel.view.status.text()
+    assert [r.id for r in panel.pending] == [record.id] and panel.view.banner.isVisibleTo(panel)
+    assert training_runs.checkpoint_step(record.checkpoint_path) == 10  # the checkpoint is intact
+    assert "crashed" not in {e.name for e in engine.list_models()}
+    panel.discard_unfinished()
+    assert training_runs.unfinished_runs() == [] and panel.view.banner.isHidden()
