@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test is not None and not args.show and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     import qasync
+    from PySide6.QtCore import QTimer
 
     from studio import enginelink
     from studio.bridge import Bridge
@@ -225,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
         else:
             await window._guard(open_initial_model(window, args.model))
-            window.bridge.warm_up()  # one-time torch imports now, not during the first training
+            # one-time torch imports once the window has settled, not in the middle of the first
+            # training run; a background job: anything the user starts goes first
+            QTimer.singleShot(3000, lambda: window.bridge.closed or window.bridge.warm_up())
             if args.files:
                 window.handle_files([str(Path(f).resolve()) for f in args.files])
 

@@ -73,6 +73,7 @@ class Job:
         self.token = eng.CancelToken()
         self.progress = 0.0  # 0..1 when known
         self.error: BaseException | None = None
+        self.background = False
         self.submitted = time.perf_counter()
         self.started: float | None = None
         self.finished: float | None = None
@@ -151,13 +152,23 @@ class Bridge(QObject):
         self._thread.start()
 
     # ------------------------------------------------------------------ queue (GUI side)
-    def submit(self, kind: str, label: str, work: Callable[[eng.CancelToken], Any]) -> Job:
-        """Queue ``work(token)`` to run on the engine thread; returns the job at once."""
+    def submit(
+        self, kind: str, label: str, work: Callable[[eng.CancelToken], Any], background: bool = False
+    ) -> Job:
+        """Queue ``work(token)`` to run on the engine thread; returns the job at once.
+
+        ``background`` jobs (e.g. the warm-up) wait behind every job submitted later.
+        """
         job = Job(self, kind, label, work)
+        job.background = background
         with self._lock:
             if self._stop:
                 raise RuntimeError("the engine bridge is closed")
-            self._queue.append(job)
+            if background:
+                self._queue.append(job)
+            else:  # ahead of queued background jobs
+                i = next((i for i, j in enumerate(self._queue) if j.background), len(self._queue))
+                self._queue.insert(i, job)
             self._lock.notify_all()
         self.queue_changed.emit()
         return job
@@ -209,6 +220,12 @@ class Bridge(QObject):
         self._thread.join(timeout)
         if self._thread.is_alive():  # pragma: no cover - a step that takes > timeout
             log.warning("engine thread still finishing its current step")
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (no new jobs accepted)."""
+        with self._lock:
+            return self._stop
 
     @property
     def thread(self) -> threading.Thread:
@@ -387,7 +404,7 @@ class Bridge(QObject):
             param.grad = torch.zeros(1)
             optimiser.step()
 
-        return self.submit("load", "warm-up (one-time imports)", work)
+        return self.submit("load", "warm-up (one-time imports)", work, background=True)
 
     def evaluate(self, handle: ModelHandle, data: Any, **options: Any) -> Job:
         """The valid bound of a loaded model on ``data`` (``engine.training.evaluate``)."""

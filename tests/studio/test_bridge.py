@@ -145,3 +145,16 @@ def test_train_and_evaluate_through_the_bridge(run, bridge, tmp_path):
     handle = run(_await(bridge.load(str(tmp_path / "t.safetensors"))))
     result = run(_await(bridge.evaluate(handle, data, max_items=8)))
     assert result.nats_per_token > 0
+
+
+def test_background_jobs_wait_behind_later_jobs(run, bridge):
+    gate = threading.Event()
+    order = []
+    blocker = bridge.submit("evaluate", "blocker", lambda token: gate.wait(10))
+    warm = bridge.submit("load", "warm", lambda token: order.append("warm"), background=True)
+    user = bridge.submit("generate", "user", lambda token: order.append("user"))
+    assert [j.label for j in bridge.jobs()] == ["blocker", "user", "warm"]
+    gate.set()
+    run(asyncio.gather(_await(blocker), _await(warm), _await(user)))
+    assert order == ["user", "warm"]
+    run(_await(bridge.warm_up()))  # the real warm-up runs (and is harmless twice)
