@@ -57,6 +57,12 @@ class LineChart(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Axes box, the curve, the last value and the y range."""
         p = QPainter(self)
+        try:
+            self._paint(p)
+        finally:
+            p.end()  # a painter left active after an exception takes Qt down
+
+    def _paint(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()
         text = pal.color(QPalette.ColorRole.WindowText)
@@ -85,7 +91,6 @@ class LineChart(QWidget):
         if not self.points:
             p.setPen(grid.darker(50) if grid.lightness() > 128 else text)
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "no data yet")
-            p.end()
             return
         xs = [pt[0] for pt in self.points]
         ys = [pt[1] for pt in self.points]
@@ -129,4 +134,3 @@ class LineChart(QWidget):
             p.setBrush(self.color)
             for pt in shown:
                 p.drawEllipse(to_px(*pt), 2.5, 2.5)
-        p.end()

@@ -77,9 +77,11 @@ class PixelView(QWidget):
         k = self.scale()
         w, h = self.image.width() * k, self.image.height() * k
         p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        p.drawImage(QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h), self.image)
-        p.end()
+        try:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            p.drawImage(QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h), self.image)
+        finally:
+            p.end()
 
 
 def tokens_text(tokens: Any) -> str:
