@@ -157,7 +157,7 @@ class RunControl:
         job = self.bridge.submit(
             "train",
             f"train \u2192 {record.name}",
-            lambda token: _run_job(record, data, token, intent, resume),
+            lambda token: train_work(record, data, token, intent, resume),
         )
         self.job = job
         self._steps_this_job = 0
@@ -303,11 +303,3 @@ class RunControl:
                 self.intent.value = "pause"
                 self.record.save(status="paused", message="the studio was closed during training")
         return False
-
-
-def _run_job(record: RunRecord, data: Any, token: Any, intent: Intent, resume: bool):
-    """Engine thread: a "finish" intent loads the checkpoint and saves the model without training."""
-    if intent.value == "finish":
-        intent.value = "stop"
-        token.cancel()
-    return train_work(record, data, token, intent, resume)

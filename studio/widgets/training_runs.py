@@ -304,20 +304,33 @@ class Outcome:
 
 
 def train_work(record: RunRecord, data: Any, cancel: Any, intent: Intent, resume: bool):
-    """Engine thread: ``iter_train`` for ``record``; then save (stop) and import into the library.
+    """Engine thread: ``iter_train`` for ``record``; on "stop", save the model; import it into the library.
 
     ``data`` is a PreflightReport (from the panel's check) or None (decode ``record.data`` here).
+    A cancel's meaning is decided while the run goes on (``intent``: stop, pause or yield), so a
+    stop is a second, immediately cancelled ``iter_train(resume=True, save_on_cancel=True)``: the
+    engine reloads the checkpoint just written, evaluates it and writes the model with a card
+    marked ``stopped_early``. The "finish" intent (stop a paused run) does only that second part.
     Yields the TrainEvents; returns an :class:`Outcome`.
     """
     tcfg = record.train()
     if data is None:
         data = eng.preflight(record.data, record.model_config(), tcfg.data_options(), preview=0)
-    summary = yield from eng.iter_train(
-        record.model_source(), tcfg, data, record.out, cancel=cancel, resume=resume
-    )
+    finish = intent.value == "finish"
+    summary = None
+    if not finish:
+        summary = yield from eng.iter_train(
+            record.model_source(), tcfg, data, record.out, cancel=cancel, resume=resume
+        )
+    if finish or (summary.cancelled and intent.value == "stop" and summary.steps_done > 0):
+        intent.value = "stop"
+        if not cancel.cancelled:
+            cancel.cancel()
+        saving = eng.iter_train(
+            record.model_source(), tcfg, data, record.out, cancel=cancel, resume=True, save_on_cancel=True
+        )
+        summary = yield from _without_start(saving)
     model_path = summary.model_path
-    if summary.cancelled and intent.value == "stop" and summary.steps_done > 0 and summary.model is not None:
-        model_path = _save_stopped(record, summary, data)
     library_path = library_name = None
     if model_path:
         taken = {entry.name for entry in eng.list_models()}
@@ -328,45 +341,12 @@ def train_work(record: RunRecord, data: Any, cancel: Any, intent: Intent, resume
     )
 
 
-def _save_stopped(record: RunRecord, summary: Any, data: Any) -> str:
-    """Engine thread: write the model of a run stopped early, with a card that says so."""
-    tcfg = record.train()
-    model = summary.model
-    was = model.training
-    model.eval()
-    try:
-        token_data = data.require_usable() if hasattr(data, "require_usable") else data
-        result = eng.evaluate(
-            model,
-            token_data,
-            batch_size=tcfg.batch_size,
-            max_items=tcfg.eval_batches * tcfg.batch_size,
-            seed=tcfg.seed,
-        )
-        metrics = {"valid_bound": result.to_dict()}
-    except Exception as exc:  # noqa: BLE001 - the model is still worth saving
-        metrics = {"valid_bound": None, "note": f"not evaluated: {exc}"}
-    finally:
-        model.train(was)
-    card = {
-        "name": record.name,
-        "data": {"path": record.data},
-        "training": {
-            "steps": summary.steps_done,
-            "planned_steps": summary.steps,
-            "stopped_early": True,
-            "objective": tcfg.objective,
-            "batch_size": tcfg.batch_size,
-            "lr": tcfg.lr,
-            "ema": tcfg.ema,
-            "weights": "ema" if tcfg.ema > 0 else "final",
-            "wall_time_s": round(summary.wall_s, 2),
-            "config": tcfg.to_dict(),
-        },
-        "metrics": metrics,
-        "parent": None
-        if record.model["kind"] == "new"
-        else {"name": record.model.get("name"), "path": record.model["path"]},
-        "note": f"stopped by the user at step {summary.steps_done} of {summary.steps} in Prime Studio",
-    }
-    return str(eng.save_model(record.out, model, card))
+def _without_start(gen: Any):
+    """The events of ``gen`` except its "start" (a save pass is not a new start); returns its value."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if event.kind != "start":
+            yield event
