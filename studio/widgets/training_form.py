@@ -86,6 +86,7 @@ class TrainingForm(QWidget):
         layout.addWidget(self._data_box())
         layout.addWidget(self._run_box())
         layout.addStretch(1)
+        self.model_changed.connect(self._sync_data_rows)
         self.apply_preset("small")
         self._sync_modality()
 
@@ -147,6 +148,21 @@ class TrainingForm(QWidget):
         self.channels.currentIndexChanged.connect(lambda _i: self.model_changed.emit())
         self.measure.clicked.connect(self.speed_requested)
         return box
+
+    def modality_now(self) -> str:
+        """The modality trained: the selected model's when fine-tuning."""
+        if self.finetune.isChecked() and self.selected is not None:
+            return self.selected[2].modality
+        return self.modality.currentData()
+
+    def _sync_data_rows(self) -> None:
+        if not hasattr(self, "text_mode"):
+            return  # built later in __init__
+        image = self.modality_now() == "image"
+        for w in (self.fit_label, self.fit):
+            w.setVisible(image)
+        for w in (self.text_mode_label, self.text_mode):
+            w.setVisible(not image)
 
     def _sync_modality(self) -> None:
         image = self.modality.currentData() == "image"
@@ -245,6 +261,9 @@ class TrainingForm(QWidget):
         self.fit = _combo()
         self.fit.addItem("resize and centre-crop", "crop")
         self.fit.addItem("resize and pad (black borders)", "pad")
+        self.text_mode = _combo()
+        self.text_mode.addItem("one document per sequence (tail padded)", "pad")
+        self.text_mode.addItem("documents packed back to back", "pack")
         self.report_summary = _note("No data chosen yet.")
         self.skipped = QListWidget()
         self.skipped.setMaximumHeight(110)
@@ -257,7 +276,9 @@ class TrainingForm(QWidget):
         form = QFormLayout()
         form.addRow(self.data_path)
         form.addRow(row)
-        form.addRow("Image fit", self.fit)
+        self.fit_label, self.text_mode_label = QLabel("Image fit"), QLabel("Text")
+        form.addRow(self.fit_label, self.fit)
+        form.addRow(self.text_mode_label, self.text_mode)
         form.addRow(self.report_summary)
         form.addRow(QLabel("Skipped files:"))
         form.addRow(self.skipped)
@@ -266,6 +287,7 @@ class TrainingForm(QWidget):
         self.pick_folder.clicked.connect(self.browse_folder)
         self.pick_file.clicked.connect(self.browse_file)
         self.fit.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
+        self.text_mode.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
         return box
 
     # ------------------------------------------------------------------ run
@@ -327,6 +349,7 @@ class TrainingForm(QWidget):
             eval_every=self.eval_every.value(),
             eval_batches=4,
             fit=self.fit.currentData(),
+            text_mode=self.text_mode.currentData(),
         )
 
     def set_values(self, values: dict[str, Any]) -> None:

@@ -246,6 +246,9 @@ def test_text_data_preview_is_decoded_text(make_window, run, tmp_path):
     assert report.ok and report.items >= 2
     assert panel.view.preview_stack.currentWidget() is panel.view.preview_text
     assert "hello prime" in panel.view.preview_text.toPlainText()
+    assert panel.form.text_mode.isVisibleTo(panel) and not panel.form.fit.isVisibleTo(panel)
+    f.set_values({"text_mode": "pack"})
+    assert panel.form.train_config().text_mode == "pack" and panel.start_blocker() is not None  # re-check
 
 
 def test_a_resume_that_cannot_work_is_explained_and_can_be_discarded(make_window, run, tmp_path):
