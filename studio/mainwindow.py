@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import json
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -110,6 +111,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self.restore_settings()
         self.library.refresh()
+        if self.outputs_dir.is_dir():
+            self.history_panel.load_saved(self.outputs_dir)
 
     # ------------------------------------------------------------------ layout helpers
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -211,6 +214,7 @@ class MainWindow(QMainWindow):
         self.history_panel.compare_requested.connect(self.compare_entries)
         self.history_panel.export_requested.connect(s.export_entry)
         self.history_panel.open_folder_requested.connect(self.open_outputs_folder)
+        self.history_panel.saved_selected.connect(self.open_saved_output)
         hints = QGuiApplication.styleHints()
         if hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(lambda _scheme: s.show_step(self.timeline.value()))
@@ -274,6 +278,19 @@ class MainWindow(QMainWindow):
                     raise ValueError(f"{path}: drop a .safetensors model or a Prime Studio PNG")
             except Exception as exc:  # noqa: BLE001 - shown to the user
                 self.report_error(f"Cannot open {Path(path).name}", exc)
+
+    def open_saved_output(self, path: str) -> None:
+        """An output from an earlier session: restore the settings it was made with."""
+        try:
+            if path.endswith(".png"):
+                self.session.restore_png(path)
+            else:
+                settings = Path(path + ".json")
+                values = json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else {}
+                self.generate_panel.set_values(dict(values, seed_mode="fixed"))
+                self.flash(f"Restored settings from {Path(path).name}")
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.report_error(f"Cannot open {Path(path).name}", exc)
 
     def open_outputs_folder(self) -> None:
         """Show the outputs folder in the file manager."""

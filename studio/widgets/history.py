@@ -6,6 +6,9 @@ and actions: compare two, export PNG / GIF / text, open the outputs folder.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -23,7 +26,18 @@ from PySide6.QtWidgets import (
 from studio.history import Entry
 from studio.render import num
 
+
+def _sidecar(path: Path) -> dict:
+    side = path.with_name(path.name + ".json")
+    try:
+        return dict(json.loads(side.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
 ID_ROLE = Qt.ItemDataRole.UserRole
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+MAX_SAVED = 200
 
 
 class HistoryPanel(QWidget):
@@ -33,6 +47,7 @@ class HistoryPanel(QWidget):
     compare_requested = Signal(int, int)
     export_requested = Signal(int, str)  # entry id, "png" | "gif" | "text"
     open_folder_requested = Signal()
+    saved_selected = Signal(str)  # path of an output saved in an earlier session
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -103,6 +118,32 @@ class HistoryPanel(QWidget):
             item.setSelected(True)
             self.tree.setCurrentItem(item)
 
+    def load_saved(self, folder: Path) -> int:
+        """List outputs saved in earlier sessions (newest first) under "Earlier sessions".
+
+        They have no trajectory any more; selecting one restores its settings.
+        """
+        files = sorted((p for p in folder.glob("*") if p.suffix in (".png", ".txt")), reverse=True)
+        if not files:
+            return 0
+        group = QTreeWidgetItem([f"Earlier sessions ({min(len(files), MAX_SAVED)})"])
+        group.setToolTip(0, f"Saved in {folder}; select one to restore its settings")
+        self.tree.addTopLevelItem(group)
+        for path in files[:MAX_SAVED]:
+            settings = _sidecar(path)
+            item = QTreeWidgetItem([path.stem, str(settings.get("model", "")), str(settings.get("seed", ""))])
+            item.setData(0, PATH_ROLE, str(path))
+            item.setToolTip(0, str(path))
+            if path.suffix == ".png":
+                image = QImage(str(path))
+                if not image.isNull():
+                    thumb = image.scaled(
+                        40, 40, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+                    )
+                    item.setIcon(0, QIcon(QPixmap.fromImage(thumb)))
+            group.addChild(item)
+        return len(files)
+
     def select(self, entry_id: int) -> None:
         """Select an entry programmatically."""
         item = self.items.get(entry_id)
@@ -113,14 +154,18 @@ class HistoryPanel(QWidget):
 
     def selected_ids(self) -> list[int]:
         """Ids of the selected entries."""
-        return [int(i.data(0, ID_ROLE)) for i in self.tree.selectedItems()]
+        return [int(i.data(0, ID_ROLE)) for i in self.tree.selectedItems() if i.data(0, ID_ROLE) is not None]
 
     def current_id(self) -> int | None:
         """Id of the current entry."""
         item = self.tree.currentItem()
-        return int(item.data(0, ID_ROLE)) if item is not None else None
+        return int(item.data(0, ID_ROLE)) if item is not None and item.data(0, ID_ROLE) is not None else None
 
     def _selection(self) -> None:
+        items = self.tree.selectedItems()
+        if len(items) == 1 and items[0].data(0, PATH_ROLE):
+            self.saved_selected.emit(items[0].data(0, PATH_ROLE))
+            return
         ids = self.selected_ids()
         if len(ids) == 1:
             self.selected.emit(ids[0])

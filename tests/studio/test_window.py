@@ -175,3 +175,19 @@ def test_hover_reports_digits(run, make_window):
     w.timeline.seek(3)
     w.session.hover_pixel(0, 1, 2)
     assert "digits [" in w.canvas.hover.text() and "possible" in w.canvas.hover.text()
+
+
+def test_outputs_of_earlier_sessions_are_listed_and_restore_settings(run, make_window, settings_path):
+    w = make_window()
+    open_model(run, w)
+    entry = generate(run, w, steps=6, seed=4321, temperature=0.9)
+    w.close()
+    w2 = make_window(settings_path)
+    group = w2.history_panel.tree.topLevelItem(0)
+    assert group.text(0).startswith("Earlier sessions (1)")
+    assert group.child(0).text(2) == "4321" and group.child(0).text(0) == entry.files[0].stem
+    w2.generate_panel.set_values({"seed": 1, "temperature": 1.0})
+    group.child(0).setSelected(True)
+    got = w2.generate_panel.values()
+    assert (got["seed"], got["temperature"], got["seed_mode"]) == (4321, 0.9, "fixed")
+    assert not w2.errors
