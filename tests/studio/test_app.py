@@ -95,5 +95,5 @@ def test_bench_runs_and_reports_json(prime_home):
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["generate"]["n"] > 0 and report["render"]["n"] == 65
+    assert report["generate"]["nfe"] > 0 and report["render"]["n"] == 65  # (a tiny run may end before a tick)
     assert set(report["targets"]) == {"lateness_p99_ms", "lateness_max_ms", "render_max_ms"}
