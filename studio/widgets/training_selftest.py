@@ -69,8 +69,8 @@ async def self_test_train(window: Any, args: Any) -> None:
     await panel.measure_speed()
     if panel.start() is None:
         raise RuntimeError(f"Start was refused: {panel.start_blocker()}")
-    await until(lambda: panel.state == "idle" and panel.record.status != "running", TIMEOUT, "training")
     record = panel.record
+    await until(lambda: panel.state == "idle" and panel.job is None, TIMEOUT, "training")
     if record.status != "done":
         raise RuntimeError(f"the run ended as {record.status}: {record.message}")
     if len(panel.view.loss_chart.points) != STEPS or not panel.view.bpd_chart.points:
