@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="run a scripted session headless and exit (generate [default], train)",
     )
+    p.add_argument(
+        "files", nargs="*", help="models to import (.safetensors) or PNGs whose settings to restore"
+    )
+    p.add_argument("--quit-after", type=float, default=0.0, help=argparse.SUPPRESS)  # smoke tests
     p.add_argument("--screenshot", type=Path, help="with --self-test: write a screenshot of the window here")
     p.add_argument("--model", help="model to open (library name or path)")
     p.add_argument("--settings", type=Path, help="use this ini file for settings (default: the system store)")
@@ -231,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
             QTimer.singleShot(3000, lambda: window.bridge.closed or window.bridge.warm_up())
             if args.files:
                 window.handle_files([str(Path(f).resolve()) for f in args.files])
+            if args.quit_after:
+                await asyncio.sleep(args.quit_after)
+                write_screenshot(window, args.screenshot)
+                code = 1 if window.errors else 0
+                window.close()
 
     try:
         with loop:

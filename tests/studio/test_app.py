@@ -97,3 +97,33 @@ def test_bench_runs_and_reports_json(prime_home):
     report = json.loads(proc.stdout)
     assert report["generate"]["nfe"] > 0 and report["render"]["n"] == 65  # (a tiny run may end before a tick)
     assert set(report["targets"]) == {"lateness_p99_ms", "lateness_max_ms", "render_max_ms"}
+
+
+def test_normal_start_opens_the_library_model_and_files_given(tmp_path, prime_home):
+    import numpy as np
+    from conftest import image_config, tiny_model
+
+    from engine.checkpoints import save_model
+    from engine.library import import_model
+    from studio import store
+    from studio.settings import Settings
+
+    import_model(save_model(tmp_path / "tiny.safetensors", tiny_model(image_config()), {"steps": 5}), "tiny")
+    png = store.save_png(tmp_path / "old.png", np.zeros((4, 4, 3), np.uint8), {"seed": 777, "steps": 12})
+    ini = tmp_path / "s.ini"
+    proc = run_app(
+        str(png),
+        "--quit-after",
+        "2",
+        "--screenshot",
+        str(tmp_path / "w.png"),
+        "--settings",
+        str(ini),
+        home=prime_home,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "w.png").exists()
+    settings = Settings(str(ini))
+    assert settings.get_json("model/last").endswith("tiny.safetensors")
+    values = settings.get_json("generate/values")
+    assert (values["seed"], values["steps"], values["seed_mode"]) == (777, 12, "fixed")
