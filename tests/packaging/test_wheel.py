@@ -9,6 +9,7 @@ slow but stays in the default run.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -73,6 +74,20 @@ def _save_probe_model(folder: Path) -> None:
     save_model(folder / f"{PROBE_MODEL}.safetensors", PrimeModel(config), {"description": "packaging test"})
 
 
+def _build_options() -> list[str]:
+    """Build with the setuptools already here when it can make wheels; else let pip fetch one."""
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(x) for x in version("setuptools").split(".")[:2])
+    except Exception:  # noqa: BLE001 - not installed or an odd version string
+        return []
+    has_wheel = importlib.util.find_spec("wheel") is not None
+    if (major, minor) >= (70, 1) or ((major, minor) >= (68, 0) and has_wheel):
+        return ["--no-build-isolation", "--no-index"]
+    return []  # e.g. a Python 3.11 venv's setuptools 65: pip builds in isolation (needs the index)
+
+
 def _copy_project(target: Path) -> Path:
     """The files a source distribution would hold (no build/, dist/, .venv or stale egg-info)."""
     target.mkdir()
@@ -102,8 +117,9 @@ def test_regular_install_finds_bundled_models_and_assets(tmp_path) -> None:
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps"]
-        + ["--no-build-isolation", "--no-index", "--quiet", str(project)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--quiet"]
+        + _build_options()
+        + [str(project)],
         env=env,
         capture_output=True,
         text=True,
