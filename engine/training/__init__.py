@@ -4,10 +4,17 @@ See :mod:`engine.training.loop` for the step, :mod:`engine.training.checkpoint` 
 checkpoint format and :mod:`engine.training.distributed` for multi-process (torchrun) runs.
 """
 
-from engine.training.checkpoint import CheckpointError, checkpoint_path_for, model_path_for
+from engine.training.checkpoint import CheckpointError, checkpoint_path_for, checkpoint_state, model_path_for
 from engine.training.config import LR_SCHEDULES, TRAIN_OBJECTIVES, TrainConfig
 from engine.training.evaluate import evaluate
-from engine.training.events import EVENT_KINDS, EvalResult, TrainEvent, TrainingError, TrainSummary
+from engine.training.events import (
+    EVENT_KINDS,
+    EvalResult,
+    TrainCancelToken,
+    TrainEvent,
+    TrainingError,
+    TrainSummary,
+)
 from engine.training.loop import iter_train, train
 from engine.training.optim import learning_rate
 
@@ -17,11 +24,13 @@ __all__ = [
     "TRAIN_OBJECTIVES",
     "CheckpointError",
     "EvalResult",
+    "TrainCancelToken",
     "TrainConfig",
     "TrainEvent",
     "TrainSummary",
     "TrainingError",
     "checkpoint_path_for",
+    "checkpoint_state",
     "evaluate",
     "iter_train",
     "learning_rate",

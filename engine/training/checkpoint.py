@@ -215,6 +215,35 @@ def restore_rng(tensors: Mapping[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+def checkpoint_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Where a run stands, from the checkpoint's header only (no tensors are read).
+
+    Returns ``step``, ``steps`` (planned), ``samples_seen``, ``wall_s``, ``data_fingerprint``,
+    ``model_config``, ``train_config`` and ``parent``; :class:`CheckpointError` if unreadable.
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            raw = dict(handle.metadata() or {})
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{path} is not a readable checkpoint ({exc})") from None
+    if raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a Prime Studio training checkpoint")
+    state, train = json.loads(raw["state"]), json.loads(raw["train_config"])
+    return {
+        "step": state["step"],
+        "steps": train["steps"],
+        "samples_seen": state["samples_seen"],
+        "wall_s": state["wall_s"],
+        "data_fingerprint": json.loads(raw["data"]).get("fingerprint"),
+        "model_config": json.loads(raw["model_config"]),
+        "train_config": train,
+        "parent": json.loads(raw["parent"]),
+    }
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and parsed JSON metadata of a training checkpoint; :class:`CheckpointError` if bad."""
     try:

@@ -8,12 +8,36 @@ from typing import Any
 
 import torch
 
+from engine.api import CancelToken
+
 EVENT_KINDS = ("start", "step", "eval", "preview", "checkpoint", "done", "cancelled")
 LN2 = math.log(2.0)
 
 
 class TrainingError(ValueError):
     """Training cannot start or go on; the message says why and what to do."""
+
+
+class TrainCancelToken(CancelToken):
+    """A cancel token that also says what the stop means: ``cancel(save=True)`` = stop and save.
+
+    The trainer reads :attr:`save_requested` when it stops, so the intent may be decided at the
+    moment of cancelling (``iter_train(save_on_cancel=True)`` fixes it when the run starts).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._save = False
+
+    def cancel(self, save: bool = False) -> None:
+        """Stop after the current step; with ``save`` also evaluate and write the model."""
+        self._save = self._save or save
+        super().cancel()
+
+    @property
+    def save_requested(self) -> bool:
+        """True once ``cancel(save=True)`` was called."""
+        return self._save
 
 
 @dataclass(frozen=True)

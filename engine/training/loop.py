@@ -88,7 +88,9 @@ def iter_train(
     and batch settings, else refused). ``overwrite`` allows replacing an existing model file.
     ``card`` adds fields to the model card (a recipe's name and source, say).
     ``save_on_cancel``: a cancel also evaluates and writes the model file ("stop and save"; the
-    card says ``stopped_early``); the summary still has ``cancelled=True``.
+    card says ``stopped_early``); the summary still has ``cancelled=True``. A
+    :class:`~engine.training.events.TrainCancelToken` cancelled with ``cancel(save=True)`` asks
+    for the same at the moment of cancelling.
     A cancel (``cancel.cancel()``) stops after the current step, writes a checkpoint and returns
     a summary with ``cancelled=True``. Under ``torchrun`` (WORLD_SIZE > 1) the same call runs
     DDP; only rank 0 evaluates and writes.
@@ -390,7 +392,8 @@ class _Trainer:
     def _finish_cancelled(self) -> Generator[TrainEvent, None, TrainSummary]:
         if self.info.main and self.step > self.step_at_start and self.last_ckpt_step != self.step:
             yield self._event("checkpoint", checkpoint=self._save_checkpoint())
-        if self.save_on_cancel and self.step > 0:
+        wants_save = self.save_on_cancel or bool(getattr(self.cancel, "save_requested", False))
+        if D.any_true(wants_save, self.info, self.device) and self.step > 0:
             summary = yield from self._finish(stopped_early=True)
             return dataclasses.replace(summary, cancelled=True)
         message = (

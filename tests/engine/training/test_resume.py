@@ -134,3 +134,23 @@ def test_stop_and_save_writes_a_model_marked_stopped_early(tmp_path) -> None:
     card = read_model_info(summary.model_path).card
     assert card["training"]["stopped_early"] and card["training"]["planned_steps"] == 6
     assert card["training"]["steps"] == 3 and card["metrics"]["valid_bound"]["measure"] == "valid_bound"
+
+
+def test_cancel_token_can_ask_for_stop_and_save_late(tmp_path) -> None:
+    from engine.training import TrainCancelToken, checkpoint_state
+
+    cancel = TrainCancelToken()
+    gen = iter_train(IMG, FAST, pattern_data(), tmp_path / "m", cancel)
+    try:
+        while True:
+            ev = next(gen)
+            if ev.kind == "step" and ev.step == 2:
+                cancel.cancel(save=True)
+    except StopIteration as stop:
+        summary = stop.value
+    assert summary.cancelled and summary.model_path is not None and summary.steps_done == 2
+    state = checkpoint_state(tmp_path / "m.ckpt.safetensors")
+    assert state["step"] == 2 and state["steps"] == 6 and state["samples_seen"] == 16
+    assert state["data_fingerprint"] == pattern_data().fingerprint and state["model_config"]["ell"] == 2
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoint_state(tmp_path / "missing.ckpt.safetensors")
