@@ -115,6 +115,9 @@ def train(*args: Any, **kwargs: Any) -> TrainSummary:
             return stop.value
 
 
+FINAL_EVAL_ITEMS = 4096
+
+
 class _Trainer:
     def __init__(
         self,
@@ -297,12 +300,16 @@ class _Trainer:
     def _final_model(self) -> PrimeModel:
         return self.ema if self.ema is not None else self.net
 
-    def _evaluate(self):
+    def _evaluate(self, final: bool = False):
+        """The valid bound on eval_batches batches; the final one on every held-out item (up to 4096)."""
+        items = self.cfg.eval_batches * self.cfg.batch_size
+        if final:
+            items = max(items, min(len(self.data.val_index), FINAL_EVAL_ITEMS))
         return evaluate(
             self._final_model(),
             self.data,
             batch_size=self.cfg.batch_size,
-            max_items=self.cfg.eval_batches * self.cfg.batch_size,
+            max_items=items,
             seed=self.cfg.seed,
             bf16=self.cfg.bf16,
             weights="ema" if self.ema is not None else "model",
@@ -409,7 +416,7 @@ class _Trainer:
         D.check_identical(self.net, self.info, self.device)
         final_eval, card, model_path = None, {}, None
         if self.info.main:
-            final_eval = self._evaluate()
+            final_eval = self._evaluate(final=True)
             yield self._event("eval", eval=final_eval)
             if self.last_ckpt_step != self.step:
                 yield self._event("checkpoint", checkpoint=self._save_checkpoint())
