@@ -62,6 +62,7 @@ class TrainingPanel(DataChecks, RunControl, Recovery, QSplitter):
         self.job: Any = None
         self.intent = Intent()
         self.speeds: dict[str, float] = {}
+        self.saved_model: str | None = None  # library path of the model the last run saved
         self.pending: list[RunRecord] = []
         self._steps_this_job = 0
 
@@ -82,6 +83,7 @@ class TrainingPanel(DataChecks, RunControl, Recovery, QSplitter):
         v.pause.clicked.connect(self.pause)
         v.resume.clicked.connect(self.resume)
         v.cancel.clicked.connect(self.stop)
+        v.open_model.clicked.connect(lambda: self.w.spawn(self.generate_with_saved()))
         v.banner_resume.clicked.connect(self.resume_unfinished)
         v.banner_discard.clicked.connect(self.discard_unfinished)
         self.bridge.queue_changed.connect(self._maybe_yield)

@@ -93,6 +93,7 @@ class RunControl:
         )
         record.save(status="running")
         self.record = record
+        self.view.open_model.hide()
         self.view.reset(tcfg.steps)
         self.view.say(f"run {record.id}: {record.name}, {tcfg.steps} steps, data {record.data}")
         return self._launch(resume=False, data=self.report)
@@ -142,6 +143,14 @@ class RunControl:
         except Exception:  # noqa: BLE001 - decode again on the engine thread
             return None
         return self.report if same else None
+
+    async def generate_with_saved(self) -> Any:
+        """Load the model the last run saved and show the Generate tab."""
+        if not self.saved_model:
+            return None
+        handle = await self.w.session.load_model(self.saved_model)
+        self.w.tabs.setCurrentIndex(0)
+        return handle
 
     def _launch(self, resume: bool, data: Any, finish: bool = False) -> asyncio.Task:
         """Start following a training job (the state changes now, not when the task first runs)."""
@@ -229,6 +238,8 @@ class RunControl:
         s = outcome.summary
         if outcome.library_path:
             self.w.library.refresh()
+            self.saved_model = outcome.library_path
+            v.open_model.show()
         if not s.cancelled:
             record.save(status="done", step=s.steps_done, library_path=outcome.library_path)
             line = s.final_eval.line() if s.final_eval is not None else ""

@@ -124,8 +124,11 @@ class TrainingView(QWidget):
             "the training pauses at a checkpoint, the generation runs, then training resumes by itself."
         )
         self.note.setWordWrap(True)
+        self.open_model = QPushButton("Generate with it")
+        self.open_model.setToolTip("Load the model this run saved and switch to the Generate tab")
+        self.open_model.hide()
         buttons = QHBoxLayout()
-        for b in (self.start, self.pause, self.resume, self.cancel):
+        for b in (self.start, self.pause, self.resume, self.cancel, self.open_model):
             buttons.addWidget(b)
         # progress
         self.status = QLabel("Idle.")

@@ -130,7 +130,9 @@ def test_stop_saves_a_model_that_generates(make_window, run, tmp_path):
     card = entry.info.card
     assert card["training"]["stopped_early"] and card["training"]["steps"] >= 3
     assert card["metrics"]["valid_bound"]["bits_per_dim"] > 0
-    handle = run(w.session.load_model(str(entry.path)))
+    assert panel.view.open_model.isVisibleTo(panel)
+    handle = run(panel.generate_with_saved())  # "Generate with it": loaded, Generate tab shown
+    assert w.session.handle is handle and w.tabs.currentIndex() == 0
     result = run(w.bridge.generate(handle, engine.SampleRequest(num_samples=2, steps=4, seed=1)))
     assert result.tokens.shape == (2, 16) and bool((result.tokens >= 0).all())
 
