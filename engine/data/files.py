@@ -8,6 +8,7 @@ scanned root with forward slashes so that reports and fingerprints are the same 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def _classify(root: Path, is_file: bool, rel: list[str], hidden: int) -> Scan:
 def read_file(full: Path, rel: str) -> bytes | Skipped:
     """Read a whole file, or say why it cannot be used (vanished, unreadable, zero bytes)."""
     try:
+        if not stat.S_ISREG(full.stat().st_mode):  # a pipe or device would block or never end
+            return Skipped(rel, UNREADABLE, "not a regular file")
         data = full.read_bytes()
     except FileNotFoundError:
         return Skipped(rel, VANISHED, "the file disappeared after it was listed")

@@ -85,3 +85,12 @@ def test_fingerprint_follows_content_and_preprocessing(tmp_path) -> None:
     assert load_data(tmp_path, IMG, DataOptions(fit="pad")).fingerprint != a
     write_image(tmp_path / "img0.png", (12, 8), seed=99)
     assert load_data(tmp_path, IMG).fingerprint != a
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_is_skipped_not_read(tmp_path) -> None:
+    image_folder(tmp_path, n=2)
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would block forever
+    report = preflight(tmp_path, IMG)
+    assert report.ok and report.files_used == 2
+    assert [(s.path, s.reason) for s in report.skipped] == [("pipe.png", "unreadable")]
