@@ -109,11 +109,19 @@ def _classify(root: Path, is_file: bool, rel: list[str], hidden: int) -> Scan:
     return Scan(root, is_file, tuple(images), tuple(texts), tuple(others), hidden)
 
 
-def read_file(full: Path, rel: str) -> bytes | Skipped:
-    """Read a whole file, or say why it cannot be used (vanished, unreadable, zero bytes)."""
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: larger files are skipped (data is held in memory)
+
+
+def read_file(full: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> bytes | Skipped:
+    """Read a whole file, or say why it cannot be used (vanished, unreadable, zero bytes, too large)."""
     try:
-        if not stat.S_ISREG(full.stat().st_mode):  # a pipe or device would block or never end
+        info = full.stat()
+        if not stat.S_ISREG(info.st_mode):  # a pipe or device would block or never end
             return Skipped(rel, UNREADABLE, "not a regular file")
+        if info.st_size > max_bytes:
+            return Skipped(
+                rel, TOO_LARGE, f"{info.st_size / 2**20:,.0f} MiB exceeds {max_bytes / 2**20:,.0f} MiB"
+            )
         data = full.read_bytes()
     except FileNotFoundError:
         return Skipped(rel, VANISHED, "the file disappeared after it was listed")
