@@ -93,11 +93,37 @@ def format_info(info: ModelInfo) -> str:
     ]
     if cfg.permutation is not None:
         lines.append("shuffling:  token ids permuted before encoding (Prime-v2)")
+    bound = metric_summary(info.card)
+    if bound:
+        lines.append(f"metric:     {bound}")
+    lines.append("card:")
     for key in sorted(info.card):
-        value = info.card[key]
-        shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        lines.append(f"card.{key}: {shown}")
+        lines.append(f"  {key}: {_short(info.card[key])}")
     return "\n".join(lines)
+
+
+def metric_summary(card: dict[str, Any]) -> str:
+    """The card's valid bound as one line (``""`` when the card has none)."""
+    metrics = card.get("metrics")
+    bound = metrics.get("valid_bound") if isinstance(metrics, dict) else None
+    if not isinstance(bound, dict) or "bits_per_dim" not in bound:
+        return ""
+    text = f"valid bound {bound['bits_per_dim']:.4g}"
+    if isinstance(bound.get("stderr_bits_per_dim"), (int, float)):
+        text += f" +- {bound['stderr_bits_per_dim']:.2g}"
+    text += " bits/dim"
+    if isinstance(bound.get("perplexity"), (int, float)):
+        text += f", perplexity {bound['perplexity']:.4g}"
+    where = [str(bound[k]) for k in ("split",) if bound.get(k)]
+    if bound.get("items"):
+        where.append(f"{bound['items']} items")
+    return text + (f" ({', '.join(where)})" if where else "")
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    """A card value on one line, long JSON cut (``--json`` shows everything)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- init / info / models

@@ -537,3 +537,31 @@ def test_ctrl_c_cancels_cooperatively_and_keeps_the_partial_result() -> None:
     assert result.cancelled and result.steps_done == 3
     assert result.tokens.shape == (2, 9)
     assert signal.getsignal(signal.SIGINT) is before  # the handler is removed afterwards
+
+
+def test_info_summarises_the_valid_bound_of_a_trained_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine import ModelConfig, PrimeModel
+    from engine.checkpoints import save_model
+
+    cfg = ModelConfig(modality="text", num_classes=256, seq_len=4, d_model=16, n_layers=1, n_heads=2)
+    bound = {
+        "bits_per_dim": 1.23456,
+        "stderr_bits_per_dim": 0.0123,
+        "perplexity": 2.5,
+        "split": "validation",
+        "items": 50,
+    }
+    card = {"metrics": {"valid_bound": bound}, "training": {"steps": 700}, "notes": "x" * 500}
+    save_model(tmp_path / "trained.safetensors", PrimeModel(cfg), card)
+    code, out, _ = run(capsys, "info", str(tmp_path / "trained.safetensors"))
+    assert code == 0
+    assert "valid bound 1.235 +- 0.012 bits/dim, perplexity 2.5 (validation, 50 items)" in out
+    assert max(len(line) for line in out.splitlines()) < 200  # long card values are cut
+    assert run_json(capsys, "info", str(tmp_path / "trained.safetensors"))["card"]["notes"] == "x" * 500
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert run_json(capsys, "import", str(tmp_path / "trained.safetensors"))["name"] == "trained"
+    code, out, _ = run(capsys, "models")
+    assert "700 steps" in out
