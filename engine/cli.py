@@ -8,7 +8,9 @@ The commands drive the same generators as the studio (``iter_sample``, ``iter_tr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import json
 import sys
 import traceback
@@ -401,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``prime``; returns the exit status (0 ok, 2 error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    for stream in (sys.stdout, sys.stderr):  # generated text on a console that cannot show it
+        with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
