@@ -45,7 +45,7 @@ class RunControl:
         problem = model_name_ok(self.form.name.text().strip())
         if problem:
             return problem
-        taken = {e.name for e in eng.list_models()}
+        taken = self._library_names()
         if self.form.name.text().strip() in taken:
             return (
                 f"the name {self.form.name.text().strip()!r} is already used in the library; choose another"
@@ -70,6 +70,15 @@ class RunControl:
         if not self.report.ok:
             return f"No usable data: {self.report.problem}"
         return None
+
+    def _library_names(self, fresh: bool = False) -> set[str]:
+        """Names in the library, re-read at most every 2 s (every keystroke asks)."""
+        now = time.monotonic()
+        cached = getattr(self, "_names_cache", None)
+        if fresh or cached is None or now - cached[0] > 2.0:
+            cached = (now, {e.name for e in eng.list_models()})
+            self._names_cache = cached
+        return cached[1]
 
     def update_controls(self) -> None:
         """Enable what can be done now and say why Start is not possible."""
@@ -270,7 +279,7 @@ class RunControl:
                 v.status.setText("Stopped before the first step: nothing was saved.")
             self.state = "idle"
         if outcome.library_name:  # ready for the next run: suggest a free name
-            self.form.name.setText(unique_name(record.name, {e.name for e in eng.list_models()}))
+            self.form.name.setText(unique_name(record.name, self._library_names(fresh=True)))
         self.update_estimate()
         self.update_controls()
         return outcome

@@ -10,6 +10,8 @@ import pytest
 import torch
 from conftest import image_config, text_config, tiny_model
 from PIL import Image
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QApplication
 
 import engine
 from studio.widgets import training_runs
@@ -271,3 +273,23 @@ def test_a_resume_that_cannot_work_is_explained_and_can_be_discarded(make_window
     assert "crashed" not in {e.name for e in engine.list_models()}
     panel.discard_unfinished()
     assert training_runs.unfinished_runs() == [] and panel.view.banner.isHidden()
+
+
+def test_closing_the_window_pauses_the_run_for_the_next_start(make_window, run, tmp_path):
+    w = make_window()
+    panel = panel_for(w, steps=5000, every=0)
+    data = make_folder(tmp_path / "data")
+
+    async def scenario():
+        await panel.check_data(str(data))
+        panel.start()
+        await until(lambda: len(panel.view.loss_chart.points) >= 2, 30, "two steps")
+        # what closing the window does (without quitting the test's event loop): the panel sees
+        # the Close event first, then the window cancels every job
+        QApplication.sendEvent(w, QCloseEvent())
+        await until(lambda: not w.bridge.busy, 30, "the engine to stop")
+
+    run(scenario(), 60)
+    (record,) = training_runs.unfinished_runs()
+    assert record.status == "paused" and training_runs.checkpoint_step(record.checkpoint_path) >= 2
+    assert "tiny-run" not in {e.name for e in engine.list_models()}  # paused, not saved
