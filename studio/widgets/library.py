@@ -7,6 +7,7 @@ nothing to load yet.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -30,6 +31,22 @@ from studio import enginelink
 PATH_ROLE = Qt.ItemDataRole.UserRole
 BUNDLED_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
+ELL_ROLE = Qt.ItemDataRole.UserRole + 3
+
+
+def _card_value(value: object) -> str:
+    """A card field as short text: nested objects as "key: value" lines, no hashes or long lists."""
+    if isinstance(value, dict):
+        lines = []
+        for k, v in value.items():
+            if k in ("fingerprint", "sources") or isinstance(v, (dict, list)) and len(json.dumps(v)) > 80:
+                continue
+            lines.append(f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+        return "; ".join(lines)[:400]
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = json.dumps(value) if isinstance(value, list) else str(value)
+    return text[:300]
 
 
 def card_html(
@@ -46,7 +63,7 @@ def card_html(
     ``bundled`` None "in memory only" (a new random model).
     """
     if error:
-        return f"<b>{name}</b><br><span style='color:#c0392b'>Cannot be used: {error}</span>"
+        return f"<b>{name}</b><br><span style='color:#c0392b'>Cannot be used: {html.escape(error)}</span>"
     cfg = config or {}
     source = source or (
         "in memory only (not saved)" if bundled is None else "bundled" if bundled else "your library"
@@ -60,8 +77,7 @@ def card_html(
     rows.append(("Digits", f"\u2113={ell}" + (" (MDM baseline)" if ell == 1 else " (Prime)")))
     rows.append(("Backbone", f"{cfg.get('n_layers')}\u00d7{cfg.get('d_model')}, {cfg.get('n_heads')} heads"))
     for key, value in sorted((card or {}).items()):
-        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-        rows.append((key.replace("_", " "), text[:300]))
+        rows.append((key.replace("_", " "), html.escape(_card_value(value))))
     table = "".join(
         f"<tr><td valign='top' style='color:#888'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows
     )
@@ -145,6 +161,7 @@ class LibraryPanel(QWidget):
             item.setData(PATH_ROLE, str(e.path))
             item.setData(BUNDLED_ROLE, bool(e.bundled))
             item.setData(NAME_ROLE, e.name)
+            item.setData(ELL_ROLE, int(cfg["ell"]) if cfg else 0)  # 0: unusable
             if e.error:
                 item.setForeground(Qt.GlobalColor.red)
             self._cards[str(e.path)] = card_html(e.name, cfg, card, e.bundled, e.error)
@@ -156,12 +173,13 @@ class LibraryPanel(QWidget):
             self.list.setCurrentRow(0)
 
     def first_usable(self) -> str | None:
-        """Path of the first valid model (bundled first), or None."""
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            if item.foreground().color() != Qt.GlobalColor.red:
-                return item.data(PATH_ROLE)
-        return None
+        """Path of the model to open first (None when there is none).
+
+        A valid Prime model (ell > 1) if any, bundled first; else the first valid one.
+        """
+        usable = [self.list.item(i) for i in range(self.list.count()) if self.list.item(i).data(ELL_ROLE)]
+        prime = [item for item in usable if item.data(ELL_ROLE) > 1]
+        return (prime or usable)[0].data(PATH_ROLE) if usable else None
 
     def select_path(self, path: str) -> bool:
         """Select the library entry of a model file (its card shows); False if not listed."""

@@ -99,7 +99,7 @@ def test_bench_runs_and_reports_json(prime_home):
     assert set(report["targets"]) == {"lateness_p99_ms", "lateness_max_ms", "render_max_ms"}
 
 
-def test_normal_start_opens_the_library_model_and_files_given(tmp_path, prime_home):
+def test_normal_start_opens_the_model_and_files_given(tmp_path, prime_home):
     import numpy as np
     from conftest import image_config, tiny_model
 
@@ -113,6 +113,8 @@ def test_normal_start_opens_the_library_model_and_files_given(tmp_path, prime_ho
     ini = tmp_path / "s.ini"
     proc = run_app(
         str(png),
+        "--model",
+        "tiny",
         "--quit-after",
         "2",
         "--screenshot",
