@@ -21,7 +21,7 @@ from engine.prime.codec import Codec
 from engine.prime.filter import consistent_mask
 
 MASK_RGB = (92, 52, 140)  # fully masked pixels in trajectory frames
-PAD_RGB = (24, 24, 28)  # gaps between grid cells
+PAD_RGB = (38, 82, 120)  # gaps between grid cells: not a grey a pixel could take, not the mask colour
 
 
 def auto_scale(height: int, width: int, target: int = 96) -> int:
