@@ -124,14 +124,19 @@ class RunControl:
 
     def stop(self) -> asyncio.Task | None:
         """Stop now and save the model so far (with its card) into the library."""
-        if self.state in ("running", "yielding", "waiting") and self.job is not None:
-            self.intent.value = "stop"
+        if self.state in ("running", "pausing", "yielding", "waiting"):
             self.state = "stopping"
             self.view.status.setText("Stopping: checkpoint, then the model is saved into the library\u2026")
-            if self.job.status == "running":
-                self.job.cancel()
-            else:  # queued: when it runs it only loads the checkpoint and saves the model
-                self.intent.value = "finish"
+            job, record = self.job, self.record
+            if job is not None and job.status == "running":
+                self.intent.value = "stop"
+                job.cancel()
+            elif record is not None and record.checkpoint_path.exists():
+                self.intent.value = "finish"  # when it runs it only loads the checkpoint and saves
+            elif job is not None:
+                job.cancel()  # queued and nothing trained yet: drop it
+            else:
+                self.intent.value = "drop"  # about to be queued: do not
             self.update_controls()
             return None
         if self.state == "paused" and self.record is not None:  # finish from the checkpoint
@@ -172,6 +177,8 @@ class RunControl:
         """One training job for ``self.record``: follow its events, then record how it ended."""
         record = self.record
         intent = self.intent
+        if intent.value == "drop":
+            return self._ended(record, None, data)
         job = self.bridge.submit(
             "train",
             f"train \u2192 {record.name}",

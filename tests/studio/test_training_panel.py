@@ -5,6 +5,8 @@ Tiny real models (d_model 16, one layer) on 4x4 grey images made in the test.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -293,3 +295,31 @@ def test_closing_the_window_pauses_the_run_for_the_next_start(make_window, run, 
     (record,) = training_runs.unfinished_runs()
     assert record.status == "paused" and training_runs.checkpoint_step(record.checkpoint_path) >= 2
     assert "tiny-run" not in {e.name for e in engine.list_models()}  # paused, not saved
+
+
+def test_stop_while_queued_drops_the_job(make_window, run, tmp_path):
+    w = make_window()
+    panel = panel_for(w, steps=5000, every=0)
+    data = make_folder(tmp_path / "data")
+
+    def busy(token):  # the engine is busy with something else
+        for _ in range(200):
+            if token.cancelled:
+                return None
+            time.sleep(0.01)
+
+    async def scenario():
+        await panel.check_data(str(data))
+        blocker = w.bridge.submit("probe", "busy", busy)
+        panel.start()
+        await until(lambda: panel.job is not None and panel.job.status == "queued", 10, "the queued job")
+        assert "Queued" in panel.view.status.text()
+        panel.stop()
+        await finished(panel)
+        blocker.cancel()
+        await until(lambda: not w.bridge.busy, 10, "the engine to be idle")
+
+    run(scenario(), 60)
+    assert panel.record.status == "stopped" and not panel.view.loss_chart.points
+    assert training_runs.unfinished_runs() == []
+    assert "tiny-run" not in {e.name for e in engine.list_models()}
