@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import image_config, text_config, tiny_model
 from PIL import Image
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QCloseEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 import engine
@@ -84,6 +85,19 @@ def test_report_lists_the_corrupt_file_and_blocks_empty_data(make_window, run, t
     preview = panel.view.preview_image.image  # 4 preprocessed 4x4 items in a 2x2 grid, 1 px gaps
     assert (preview.width(), preview.height()) == (11, 11)
     assert panel.view.start.isEnabled() and not panel.view.reason.isVisible()
+
+    mime = QMimeData()  # dropping a folder on the tab makes it the data and checks it
+    mime.setUrls([QUrl.fromLocalFile(str(empty))])
+    drop = QDropEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    panel.dropEvent(drop)
+    assert panel.form.data_path.text() == str(empty) and not panel.view.start.isEnabled()
+    run(until(lambda: panel.report is not None and not panel.report.ok, 10, "the dropped folder's report"))
 
 
 def test_a_20_step_run_charts_checkpoints_and_lands_in_the_library(make_window, run, tmp_path):
