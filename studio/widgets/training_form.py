@@ -119,7 +119,9 @@ class TrainingForm(QWidget):
         self.measure.setToolTip("Time a few training steps of each size on this machine (engine thread)")
         self.speed = _note("time per step: not measured yet")
         self.estimate = _note("")
-        size_row = QHBoxLayout()
+        self.size_box = QWidget()
+        size_row = QHBoxLayout(self.size_box)
+        size_row.setContentsMargins(0, 0, 0, 0)
         size_row.addWidget(self.height_)
         size_row.addWidget(QLabel("\u00d7"))
         size_row.addWidget(self.width_)
@@ -130,7 +132,7 @@ class TrainingForm(QWidget):
         form.addRow("Size", self.preset)
         form.addRow("Modality", self.modality)
         self._image_rows = [QLabel("Image"), QLabel("Channels"), QLabel("Levels")]
-        form.addRow(self._image_rows[0], size_row)
+        form.addRow(self._image_rows[0], self.size_box)
         form.addRow(self._image_rows[1], self.channels)
         form.addRow(self._image_rows[2], self.levels)
         self._text_rows = [QLabel("Length")]
@@ -138,7 +140,6 @@ class TrainingForm(QWidget):
         form.addRow("\u2113 (digits)", self.ell)
         form.addRow(self.measure, self.speed)
         form.addRow(self.estimate)
-        self._size_row = size_row
         box.setLayout(form)
         self.mode.buttonToggled.connect(lambda *_: self._sync_mode())
         self.preset.currentIndexChanged.connect(lambda _i: self.apply_preset(self.preset.currentData()))
@@ -166,7 +167,7 @@ class TrainingForm(QWidget):
 
     def _sync_modality(self) -> None:
         image = self.modality.currentData() == "image"
-        for w in (*self._image_rows, self.height_, self.width_, self.channels, self.levels):
+        for w in (*self._image_rows, self.size_box, self.channels, self.levels):
             w.setVisible(image)
         for w in (*self._text_rows, self.seq_len):
             w.setVisible(not image)
