@@ -186,6 +186,7 @@ class ComparePanel(QWidget):
             rows.append(s)
         da = rows[0]["nfe"] - rows[1]["nfe"]
         self.summary.setText(
-            f"A\u2212B: NFE {da:+g}, idle steps {rows[0]['idle'] - rows[1]['idle']:+g}, "
+            f"A\u2212B: NFE {da:+.1f}, idle steps {rows[0]['idle'] - rows[1]['idle']:+.1f} "
+            f"(same seed; compare quality at equal NFE), "
             f"wall {rows[0]['seconds'] - rows[1]['seconds']:+.2f} s"
         )
