@@ -240,8 +240,8 @@ class RunControl:
             )
             v.checkpoints.scrollToBottom()
             record.save(step=ev.step)
-        elif ev.kind in ("done", "cancelled"):
-            v.say(ev.message)
+        elif ev.kind == "done" or (ev.kind == "cancelled" and self.intent.value == "stop"):
+            v.say(ev.message)  # (a pause or a yield says so itself, without the CLI's --resume hint)
 
     def _ended(self, record: RunRecord, outcome: Any, data: Any) -> Any:
         v = self.view
