@@ -91,6 +91,9 @@ class TrainingPanel(DataChecks, RunControl, Recovery, QSplitter):
         if library is not None:
             library.list.currentItemChanged.connect(lambda *_: self.sync_selected())
         window.installEventFilter(self)
+        saved = window.settings.get_json("train/values") if getattr(window, "settings", None) else None
+        if isinstance(saved, dict):
+            self.form.restore(saved)
         self.sync_selected()
         self.update_estimate()
         self.update_controls()

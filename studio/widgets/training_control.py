@@ -326,6 +326,8 @@ class RunControl:
         """When the window closes during a run, make the cancel a pause (resumable next start)."""
         if obj is self.w and event.type() == QEvent.Type.Close:
             self._recheck.stop()
+            if getattr(self.w, "settings", None) is not None:
+                self.w.settings.set_json("train/values", self.form.values())  # synced by the window
             if self.job is not None and self.record is not None:
                 self.intent.value = "pause"
                 self.record.save(status="paused", message="the studio was closed during training")

@@ -360,9 +360,42 @@ class TrainingForm(QWidget):
             if isinstance(widget, QLineEdit):
                 widget.setText(str(value))
             elif isinstance(widget, QComboBox):
-                widget.setCurrentIndex(widget.findData(value))
+                i = widget.findData(value)
+                if i < 0:
+                    raise ValueError(f"{key}: no choice {value!r}")
+                widget.setCurrentIndex(i)
             else:
                 widget.setValue(value)
+
+    MODEL_KEYS = ("preset", "modality", "height_", "width_", "channels", "levels", "seq_len", "ell")
+    RUN_KEYS = (
+        "data_path", "fit", "text_mode", "name", "steps", "batch", "lr", "ema", "objective",
+        "checkpoint_every", "preview_every", "eval_every",
+    )  # fmt: skip
+
+    def values(self) -> dict[str, Any]:
+        """Every setting by name (saved in the studio's settings, restored by :meth:`restore`)."""
+        out: dict[str, Any] = {"mode": "finetune" if self.finetune.isChecked() else "new"}
+        for key in self.MODEL_KEYS + self.RUN_KEYS:
+            widget = getattr(self, key)
+            if isinstance(widget, QLineEdit):
+                out[key] = widget.text()
+            elif isinstance(widget, QComboBox):
+                out[key] = widget.currentData()
+            else:
+                out[key] = widget.value()
+        return out
+
+    def restore(self, values: dict[str, Any]) -> None:
+        """Apply saved :meth:`values` (the preset first: it brings run defaults); bad entries are skipped."""
+        (self.finetune if values.get("mode") == "finetune" else self.new).setChecked(True)
+        for keys in (self.MODEL_KEYS, self.RUN_KEYS):
+            for key in keys:
+                if key in values:
+                    try:
+                        self.set_values({key: values[key]})
+                    except (TypeError, ValueError):
+                        continue
 
     def lock(self, locked: bool) -> None:
         """Freeze the settings while a run is active."""

@@ -337,3 +337,19 @@ def test_stop_while_queued_drops_the_job(make_window, run, tmp_path):
     assert panel.record.status == "stopped" and not panel.view.loss_chart.points
     assert training_runs.unfinished_runs() == []
     assert "tiny-run" not in {e.name for e in engine.list_models()}
+
+
+def test_settings_survive_a_restart(make_window, settings_path):
+    w = make_window()
+    panel = panel_for(w, steps=123, name="kept")
+    panel.form.set_values({"objective": "surrogate", "lr": 0.0042, "data_path": "/some/folder"})
+    w.close()
+    w2 = make_window(settings_path)
+    values = w2.extra_panels["Train"].form.values()
+    assert (values["steps"], values["name"], values["objective"]) == (123, "kept", "surrogate")
+    assert (values["height_"], values["levels"], values["lr"], values["data_path"]) == (
+        4,
+        16,
+        0.0042,
+        "/some/folder",
+    )
