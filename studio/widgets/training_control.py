@@ -22,6 +22,7 @@ from studio.enginelink import eng
 from studio.widgets.training_runs import (
     Intent,
     RunRecord,
+    duration,
     model_name_ok,
     new_run,
     train_work,
@@ -186,9 +187,12 @@ class RunControl:
         )
         self.job = job
         self._steps_this_job = 0
-        if job.status == "queued" and len(self.bridge.jobs()) > 1:
+        ahead = len(self.bridge.jobs()) - 1
+        if job.status == "queued" and ahead > 0:
             self.view.status.setText(
-                f"Queued: training waits for {len(self.bridge.jobs()) - 1} job(s) ahead of it"
+                f"Training paused at its checkpoint while {ahead} queued job(s) run; it continues by itself."
+                if resume
+                else f"Queued: training starts after the {ahead} job(s) ahead of it."
             )
         try:
             await job.wait_started()
@@ -252,6 +256,11 @@ class RunControl:
             self.update_controls()
             return None
         s = outcome.summary
+        if outcome.intent != "yield":  # the run stands still now: no ETA
+            v.rate.setText(
+                f"{s.steps_done} of {s.steps} steps \u00b7 {duration(s.wall_s)} of training \u00b7 "
+                f"{s.tokens_seen:,} tokens seen"
+            )
         if outcome.library_path:
             self.w.library.refresh()
             self.saved_model = outcome.library_path
