@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
-from PySide6.QtWidgets import QFileDialog
 
-from studio import enginelink, render, store
+from studio import enginelink, render
 from studio.bridge import ModelHandle
 from studio.enginelink import eng
 from studio.history import Entry
+from studio.hover import HoverMixin
+from studio.outputs import OutputsMixin
 from studio.render import num
 from studio.widgets.generate import REQUEST_KEYS
 from studio.widgets.library import card_html
@@ -36,7 +36,7 @@ PREVIEW_INTERVAL = 1 / 15  # seconds between live redraws (the bridge coalesces 
 MAX_TEXT_SAMPLES = 8
 
 
-class Session:
+class Session(HoverMixin, OutputsMixin):
     """The studio's state (current model, shown entry and step) and its async actions."""
 
     def __init__(self, window: MainWindow) -> None:
@@ -382,165 +382,3 @@ class Session:
             return None
         state = entry.trajectory.state_at(entry.steps_done)[:1]
         return self.renderer_for(entry.model).render(state)
-
-    # ------------------------------------------------------------------ hover
-    def hover_pixel(self, sample: int, row: int, col: int) -> None:
-        """Canvas hover: details of the pixel's tokens (one per channel)."""
-        if sample < 0 or self.shown_state is None or self.renderer is None:
-            self._hover = None
-            self.w.canvas.hover.setText(" ")
-            return
-        cfg = self.renderer.config
-        first = (row * cfg.width + col) * cfg.channels
-        self._hover = (sample, first, cfg.channels)
-        self._refresh_hover()
-
-    def hover_token(self, sample: int, token: int) -> None:
-        """Text hover: details of one token."""
-        if sample < 0 or self.shown_state is None:
-            self._hover = None
-            self.w.text.hover.setText(" ")
-            return
-        self._hover = (sample, token, 1)
-        self._refresh_hover()
-
-    def _refresh_hover(self) -> None:
-        if self._hover is None or self.shown_state is None or self.renderer is None:
-            return
-        sample, first, count = self._hover
-        if sample >= self.shown_state.shape[0] or first + count > self.shown_state.shape[1]:
-            return
-        key = (self.entry.id if self.entry else -1, self.shown_step, sample)
-        probs = self._probs.get(key)
-        if probs is None:
-            self._request_probs(key)
-        names = ("R", "G", "B") if count == 3 else ("",) * count
-        parts = []
-        for c in range(count):
-            i = first + c
-            info = self.renderer.token_info(
-                self.shown_state[sample, i], i, probs[i] if probs is not None else None
-            )
-            likely = ", ".join(f"{v} ({p:.0%})" if probs is not None else str(v) for v, p in info.likely[:3])
-            text = (
-                f"{names[c]} digits [{info.digits_text()}] \u00b7 {info.state} \u00b7 {info.count} possible"
-            )
-            if info.count > 1:
-                text += f" ({info.low}..{info.high})"
-            if likely:
-                text += f" \u00b7 likely {likely}"
-            parts.append(text.strip())
-        cfg = self.renderer.config
-        if cfg.modality == "image":
-            row, col = divmod(first // cfg.channels, cfg.width)
-            where = f"sample {sample + 1}, pixel ({row}, {col})"
-        else:
-            where = f"sample {sample + 1}, byte {first}"
-        label = self.w.text.hover if self.renderer.config.modality == "text" else self.w.canvas.hover
-        label.setText(f"{where}: " + "  |  ".join(parts))
-
-    def _request_probs(self, key: tuple[int, int, int]) -> None:
-        entry = self.entry
-        if (
-            entry is None
-            or key[0] != entry.id
-            or self._probs_pending is not None
-            or self.w.bridge.busy
-            or self.shown_state is None
-        ):
-            return
-        self._probs_pending = key
-        state = self.shown_state[key[2] : key[2] + 1].clone()
-
-        async def fetch() -> None:
-            try:
-                probs = await self.w.bridge.probabilities(entry.model, state)
-                if len(self._probs) > 64:
-                    self._probs.clear()
-                self._probs[key] = probs[0]
-            finally:
-                self._probs_pending = None
-            self._refresh_hover()
-
-        self.w.spawn(fetch())
-
-    # ------------------------------------------------------------------ files
-    def entry_images(self, entry: Entry) -> np.ndarray:
-        """uint8 (N, H, W, 3) final images of an image entry."""
-        images = enginelink.tokens_to_images(entry.result.tokens, entry.model.config)
-        return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
-
-    def entry_texts(self, entry: Entry) -> list[str]:
-        """Decoded text of every sample of a text entry (cut to the chosen length)."""
-        length = int(entry.settings.get("length") or entry.model.config.seq_length)
-        return [enginelink.tokens_to_text(t[:length]) for t in entry.result.tokens]
-
-    def save_entry(self, entry: Entry) -> list[Path]:
-        """Save an output in the data folder with its full settings."""
-        name = f"{store.timestamp()}-{entry.id:04d}-{entry.kind}"
-        folder = self.w.outputs_dir
-        if entry.model.config.modality == "image":
-            path = store.save_png(
-                folder / f"{name}.png", render.grid(self.entry_images(entry)), entry.settings
-            )
-            store.sidecar(path, entry.settings)
-        else:
-            path = store.save_text(folder / f"{name}.txt", self.entry_texts(entry), entry.settings)
-        entry.files.append(path)
-        return entry.files
-
-    def export_current(self, kind: str) -> None:
-        """Export the shown entry."""
-        if self.entry is None:
-            self.w.flash("Nothing to export yet")
-            return
-        self.export_entry(self.entry.id, kind)
-
-    def export_entry(self, entry_id: int, kind: str, path: str | None = None) -> Path | None:
-        """Export an entry as PNG (settings in text chunks), animated GIF of the denoising, or text."""
-        entry = self.w.history.get(entry_id)
-        image = entry.model.config.modality == "image"
-        if kind in ("png", "gif") and not image:
-            kind = "text"
-        suffix = {"png": "PNG (*.png)", "gif": "GIF (*.gif)", "text": "Text (*.txt)"}[kind]
-        if path is None:
-            default = str(Path.home() / f"prime-{entry.id}.{'txt' if kind == 'text' else kind}")
-            path, _ = QFileDialog.getSaveFileName(self.w, f"Export {kind.upper()}", default, suffix)
-            if not path:
-                return None
-        out = Path(path)
-        if kind == "png":
-            store.save_png(out, render.grid(self.entry_images(entry)), entry.settings)
-        elif kind == "gif":
-            renderer = self.renderer_for(entry.model)
-            frames = [
-                render.grid(renderer.image_arrays(entry.trajectory.state_at(k)))
-                for k in store.frame_steps(entry.steps_done)
-            ]
-            scale = max(1, 256 // max(frames[0].shape[:2]))
-            store.save_gif(out, frames, scale=scale)
-        else:
-            texts = self.entry_texts(entry) if not image else [str(entry.result.tokens.tolist())]
-            store.save_text(out, texts, entry.settings)
-        self.w.flash(f"Exported {out}")
-        return out
-
-    def restore_png(self, path: str) -> dict[str, Any]:
-        """Restore the generation settings a studio (or ``prime generate``) PNG carries."""
-        settings = store.read_png_settings(path)
-        values = dict(settings)
-        values["seed_mode"] = "fixed"  # reproduce that output
-        self.w.generate_panel.set_values(values)
-        model = settings.get("model")
-        note = ""
-        if model and (self.handle is None or self.handle.name != model):
-            note = f" (made with model {model!r}: load it to reproduce the output)"
-            try:
-                path_found = enginelink.eng.resolve_model(model)
-            except Exception:  # noqa: BLE001 - not in the library: just say so
-                path_found = None
-            if path_found is not None:
-                note = f" and loading {model}"
-                self.w.spawn(self.load_model(str(path_found)))
-        self.w.flash(f"Restored settings from {Path(path).name}{note}", 8000)
-        return settings
