@@ -191,3 +191,15 @@ def test_outputs_of_earlier_sessions_are_listed_and_restore_settings(run, make_w
     got = w2.generate_panel.values()
     assert (got["seed"], got["temperature"], got["seed_mode"]) == (4321, 0.9, "fixed")
     assert not w2.errors
+
+
+def test_corrector_and_marginal_reveal_scrub_exactly(run, make_window):
+    w = make_window()
+    open_model(run, w)
+    entry = generate(run, w, steps=12, corrector=0.1, reveal="marginal", top_k=5, top_p=0.9)
+    assert entry.result.request.corrector == 0.1 and entry.result.request.reveal == "marginal"
+    renderer = render.Renderer(entry.model.config)
+    for k in (3, 7, 12):
+        w.timeline.seek(k)
+        expected = render.qimage_to_array(renderer.render(entry.trajectory.state_at(k)))
+        assert np.array_equal(render.qimage_to_array(w.canvas.view.image()), expected)
