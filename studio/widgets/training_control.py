@@ -262,7 +262,7 @@ class RunControl:
                 f"{s.tokens_seen:,} tokens seen"
             )
         if outcome.library_path:
-            self.w.library.refresh()
+            self._show_in_library(outcome.library_path)
             self.saved_model = outcome.library_path
             v.open_model.show()
         if not s.cancelled:
@@ -299,6 +299,17 @@ class RunControl:
         self.update_estimate()
         self.update_controls()
         return outcome
+
+    def _show_in_library(self, path: str) -> None:
+        """Refresh the library and select the model a run just saved."""
+        from studio.widgets.library import PATH_ROLE
+
+        library = self.w.library
+        library.refresh()
+        for i in range(library.list.count()):
+            if library.list.item(i).data(PATH_ROLE) == path:
+                library.list.setCurrentRow(i)
+                break
 
     def _failed(self, record: RunRecord, exc: BaseException) -> None:
         resumable = record.checkpoint_path.exists()

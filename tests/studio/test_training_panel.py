@@ -117,6 +117,7 @@ def test_a_20_step_run_charts_checkpoints_and_lands_in_the_library(make_window, 
     assert len(panel.view.lr_chart.points) == 20 and panel.view.bpd_chart.points
     assert panel.view.checkpoints.count() == 2 and record.checkpoint_path.exists()
     assert "tiny-run" in {e.name for e in engine.list_models()}
+    assert w.library.list.currentItem().text().startswith("tiny-run")  # selected in the library
     assert panel.form.name.text() == "tiny-run-2"  # the next run gets a free name
     assert training_runs.unfinished_runs() == []
 
