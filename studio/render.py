@@ -164,6 +164,14 @@ class Renderer:
     def _rgb(px: np.ndarray) -> np.ndarray:
         return np.repeat(px, 3, axis=-1) if px.shape[-1] == 1 else px
 
+    def partial_grid(self, state: torch.Tensor, columns: int | None = None) -> np.ndarray:
+        """Bool array with the shape of :meth:`render`'s image: True on partially decided pixels."""
+        state = state.reshape(-1, state.shape[-2], self.ell)
+        _, _, frac = self.token_stats(state)
+        frac_px = self._to_pixels(frac).mean(-1)  # (N, H, W)
+        partial = ((frac_px > 0) & (frac_px < 1)).astype(np.uint8) * 255
+        return grid(np.repeat(partial[..., None], 3, axis=-1), columns)[..., 0] == 255
+
     def render(
         self,
         state: torch.Tensor,

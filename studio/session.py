@@ -369,7 +369,8 @@ class Session(HoverMixin, OutputsMixin):
             mode = self.w.canvas.current_mode()
             image = renderer.render(state, mode, prediction)
             cfg = renderer.config
-            self.w.canvas.view.set_image(image, state.shape[0], cfg.height, cfg.width)
+            partial = renderer.partial_grid(state) if mode == "state" else None
+            self.w.canvas.view.set_image(image, state.shape[0], cfg.height, cfg.width, partial=partial)
         else:
             self.w.text.view.dark = self.w.palette().base().color().lightness() < 128
             segs = [renderer.text_segments(state[i]) for i in range(min(MAX_TEXT_SAMPLES, state.shape[0]))]

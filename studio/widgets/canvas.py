@@ -10,7 +10,7 @@ painted on top, in token-grid coordinates (H, W) shared by all samples.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from studio.render import MODE_LABELS, MODES, grid_position
 
+HATCH_MIN_PX = 8  # hatch partial pixels once they are at least this many device pixels wide
 ZOOMS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # 0 = fit
 
 
@@ -47,13 +48,26 @@ class CanvasView(QWidget):
         self.tool = ""  # "", "brush", "eraser"
         self.brush = 2
         self.mask: np.ndarray | None = None  # (H, W) bool
+        self.partial: np.ndarray | None = None  # (image H, image W) bool: hatched when zoomed in
         self.placeholder = "No sample yet. Choose a model and press Generate (Ctrl+Enter)."
 
     # ------------------------------------------------------------------ content
-    def set_image(self, image: QImage, n: int, h: int, w: int, columns: int | None = None) -> None:
-        """Show ``image`` (a grid of n samples of h x w pixels)."""
+    def set_image(
+        self,
+        image: QImage,
+        n: int,
+        h: int,
+        w: int,
+        columns: int | None = None,
+        partial: np.ndarray | None = None,
+    ) -> None:
+        """Show ``image`` (a grid of n samples of h x w pixels).
+
+        ``partial`` (bool, the image's shape): pixels to hatch when zoomed in (partially decided).
+        """
         self._image = image
         self._geometry = (n, h, w, columns)
+        self.partial = partial
         if self.mask is None or self.mask.shape != (h, w):
             self.mask = np.zeros((h, w), dtype=bool)
         self.update()
@@ -129,8 +143,26 @@ class CanvasView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         rect = self.target_rect()
         painter.drawImage(rect, self._image, QRectF(self._image.rect()))
+        if self.partial is not None and self.scale() * self.devicePixelRatioF() >= HATCH_MIN_PX:
+            self._paint_hatch(painter, rect)
         if self.mask is not None and self.mask.any():
             self._paint_mask(painter, rect)
+
+    def _paint_hatch(self, painter: QPainter, rect: QRectF) -> None:
+        """A diagonal stroke across every partially decided pixel (on top of its tint)."""
+        s = self.scale()
+        ys, xs = np.nonzero(self.partial)
+        if not len(xs):
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor(255, 255, 255, 150), max(1.0, s / 10)))
+        x0, y0 = rect.x() + xs * s, rect.y() + ys * s
+        lines = [
+            QLineF(a + 0.25 * s, b + 0.75 * s, a + 0.75 * s, b + 0.25 * s)
+            for a, b in zip(x0.tolist(), y0.tolist(), strict=True)
+        ]
+        painter.drawLines(lines)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
     def _paint_mask(self, painter: QPainter, rect: QRectF) -> None:
         n, h, w, cols = self._geometry

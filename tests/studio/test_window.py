@@ -203,3 +203,21 @@ def test_corrector_and_marginal_reveal_scrub_exactly(run, make_window):
         w.timeline.seek(k)
         expected = render.qimage_to_array(renderer.render(entry.trajectory.state_at(k)))
         assert np.array_equal(render.qimage_to_array(w.canvas.view.image()), expected)
+
+
+def test_partial_pixels_are_hatched_when_zoomed_in(run, make_window):
+    w = make_window()
+    open_model(run, w)
+    entry = generate(run, w, steps=16)
+    w.timeline.seek(8)
+    partial = w.canvas.view.partial
+    state = entry.trajectory.state_at(8)
+    frac = (state == entry.model.config.base).float().mean(-1)  # (N, L)
+    assert partial.shape == (w.canvas.view.image().height(), w.canvas.view.image().width())
+    assert partial.sum() == int(((frac > 0) & (frac < 1)).sum())  # one channel: one token per pixel
+    before = w.canvas.view.grab().toImage()
+    w.canvas.zoom.setCurrentIndex(w.canvas.zoom.findData(16))
+    after = w.canvas.view.grab().toImage()  # paints the hatch without error
+    assert after.width() == before.width()
+    w.canvas.set_mode("map")
+    assert w.canvas.view.partial is None
