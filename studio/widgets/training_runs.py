@@ -89,12 +89,14 @@ def num_parameters(config: Any) -> int:
     return _PARAMS[key]
 
 
-def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, timed: int = 2) -> float:
+def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, budget_s: float = 1.0) -> float:
     """Engine thread: seconds per training step of ``config`` on this machine, measured.
 
-    One warm-up and ``timed`` optimiser steps (forward, backward, AdamW) on random tokens with
-    random digit masks; measured at min(batch_size, 8) and scaled linearly to ``batch_size``.
-    NaN when the probe itself would need more than ``PROBE_MEMORY_LIMIT`` bytes (estimated).
+    One warm-up, then optimiser steps (forward, backward, AdamW) on random tokens with random
+    digit masks until ``budget_s`` has passed (at least 2, at most 8); the fastest step counts,
+    which is the least disturbed by other work on a busy machine. Measured at min(batch_size, 8)
+    and scaled linearly to ``batch_size``. NaN when the probe itself would need more than
+    ``PROBE_MEMORY_LIMIT`` bytes (estimated), or when cancelled.
     """
     b = max(1, min(batch_size, 8))
     if memory_estimate(config, b, num_parameters(config)) > PROBE_MEMORY_LIMIT:
@@ -105,10 +107,11 @@ def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, timed: 
     codec = model.codec
     x0 = torch.randint(0, config.num_classes, (b, config.seq_length))  # (b, L)
     y0 = codec.encode(x0)  # (b, L, ell)
-    seconds = []
-    for i in range(1 + timed):
+    seconds: list[float] = []
+    started = None
+    while len(seconds) < 8 and (len(seconds) < 2 or time.perf_counter() - started < budget_s):
         if cancel is not None and cancel.cancelled:
-            break
+            return math.nan
         t0 = time.perf_counter()
         masked = torch.rand(y0.shape) < 0.5
         y_t = torch.where(masked, torch.full_like(y0, codec.mask), y0)  # (b, L, ell)
@@ -117,10 +120,10 @@ def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, timed: 
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if i:
+        if started is None:  # the warm-up step is not counted
+            started = time.perf_counter()
+        else:
             seconds.append(time.perf_counter() - t0)
-    if not seconds:
-        return math.nan
     return min(seconds) * batch_size / b
 
 
