@@ -5,6 +5,10 @@ When ``WORLD_SIZE`` > 1 the trainer joins (or creates) the default process group
 CPU. The global batch is split evenly across ranks, each rank takes its own slice of the same
 seeded order (a DistributedSampler without the sampler), DDP averages the gradients, and only
 rank 0 evaluates, previews and writes files.
+
+A group the trainer creates is destroyed when the run ends. To run several trainings in the same
+processes (a run, then its resume), create the group yourself first: re-creating one on the same
+``MASTER_PORT`` races with the old group's store and can hang.
 """
 
 from __future__ import annotations
