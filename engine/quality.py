@@ -21,7 +21,7 @@ LINE_END = ".,;:?!"
 
 
 def steps_for_nfe(target_nfe: int, subtokens: int, max_steps: int = 100_000) -> int:
-    """Smallest T whose expected NFE with caching (linear grid, one sample) reaches ``target_nfe``.
+    """Smallest T whose expected NFE with caching (linear grid, one sample) rounds to ``target_nfe``.
 
     E[NFE] = T - E[idle steps] = T - T (1 - 1/T)^N for N free sub-tokens (PRIME.md §5). It stays
     below N, so a target of N or more calls cannot be reached (ValueError).
@@ -32,7 +32,7 @@ def steps_for_nfe(target_nfe: int, subtokens: int, max_steps: int = 100_000) -> 
             f"(each call follows a reveal); NFE {target_nfe} cannot be reached"
         )
     for steps in range(max(1, target_nfe), max_steps):
-        if steps - steps * (1.0 - 1.0 / steps) ** subtokens >= target_nfe - 1e-9:
+        if steps - steps * (1.0 - 1.0 / steps) ** subtokens >= target_nfe - 0.5:
             return steps
     raise ValueError(f"no step count up to {max_steps} reaches {target_nfe} expected network calls")
 
