@@ -14,7 +14,15 @@ from engine.checkpoints import (
 )
 from engine.config import ModelConfig
 from engine.convert import images_to_tokens, text_to_tokens, tokens_to_bytes, tokens_to_images, tokens_to_text
-from engine.data import DataError, PreflightReport, TokenData, preflight
+from engine.data import (
+    DataError,
+    DataOptions,
+    PreflightReport,
+    TokenData,
+    array_dataset,
+    load_data,
+    preflight,
+)
 from engine.device import autocast, pick_device
 from engine.library import (
     ModelEntry,
@@ -27,7 +35,15 @@ from engine.library import (
     user_models_dir,
 )
 from engine.models import PrimeModel
-from engine.prime import OBJECTIVES, Codec, Schedule, masked_digit_ce, paper_surrogate, valid_bound
+from engine.prime import (
+    OBJECTIVES,
+    Codec,
+    Schedule,
+    filtered_log_probs,
+    masked_digit_ce,
+    paper_surrogate,
+    valid_bound,
+)
 from engine.sampling import (
     Trajectory,
     branch,
@@ -39,11 +55,14 @@ from engine.sampling import (
     text_condition,
 )
 from engine.training import (
+    CheckpointError,
     EvalResult,
+    TrainCancelToken,
     TrainConfig,
     TrainEvent,
     TrainingError,
     TrainSummary,
+    checkpoint_state,
     evaluate,
     iter_train,
     train,
@@ -54,9 +73,11 @@ __version__ = "0.1.0"
 __all__ = [
     "OBJECTIVES",
     "CancelToken",
+    "CheckpointError",
     "Codec",
     "Condition",
     "DataError",
+    "DataOptions",
     "EvalResult",
     "ModelConfig",
     "ModelEntry",
@@ -69,6 +90,7 @@ __all__ = [
     "SampleStep",
     "Schedule",
     "TokenData",
+    "TrainCancelToken",
     "TrainConfig",
     "TrainEvent",
     "TrainSummary",
@@ -76,11 +98,14 @@ __all__ = [
     "Trajectory",
     "__version__",
     "app_version",
+    "array_dataset",
     "autocast",
     "branch",
     "bundled_models_dir",
+    "checkpoint_state",
     "data_dir",
     "evaluate",
+    "filtered_log_probs",
     "high_digits_condition",
     "images_to_tokens",
     "import_model",
@@ -88,6 +113,7 @@ __all__ = [
     "iter_sample",
     "iter_train",
     "list_models",
+    "load_data",
     "load_model",
     "masked_digit_ce",
     "paper_surrogate",

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import lzma
 import re
 from collections.abc import Callable
@@ -22,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ModelConfig
-from engine.data import DataError, TokenData, array_dataset
+from engine.data import DataError, TokenData
+from engine.data.dataset import make_token_data
 from engine.training.config import TrainConfig
 
 KJV_PATH = Path(__file__).resolve().parent.parent / "datasets" / "kjv" / "kjv.txt.xz"
@@ -61,14 +61,20 @@ def digits_data() -> TokenData:
     images = load_digits().images.astype(np.int64)  # (1797, 8, 8) values 0..16
     tokens = images.reshape(len(images), 64)
     order = np.random.default_rng(0).permutation(len(tokens))
-    val = np.zeros(len(tokens), dtype=bool)
-    val[order[:DIGITS_VALIDATION]] = True
-    data = array_dataset(tokens, 17, modality="image", val_fraction=0.0, name="sklearn-digits")
-    return dataclasses.replace(
-        data,
-        train_index=np.flatnonzero(~val),
-        val_index=np.flatnonzero(val),
-        description={**data.description, "validation": f"{DIGITS_VALIDATION} items, seeded permutation"},
+    sources = tuple(f"digit-{i}" for i in range(len(tokens)))
+    return make_token_data(
+        tokens.astype(np.uint8),
+        np.arange(len(tokens), dtype=np.int64),
+        sources,
+        num_classes=17,
+        modality="image",
+        val_fraction=0.0,
+        seed=0,
+        description={
+            "source": "sklearn-digits",
+            "validation": f"{DIGITS_VALIDATION} items, seeded permutation",
+        },
+        val_sources=frozenset(sources[i] for i in order[:DIGITS_VALIDATION]),
     )
 
 
@@ -105,19 +111,19 @@ def kjv_data(seq_len: int = 128) -> TokenData:
         rows.append(arr)
         groups.append(np.full(len(arr), g, dtype=np.int64))
         books.append(book)
-    tokens = np.concatenate(rows)
-    group = np.concatenate(groups)
     unknown = set(KJV_VALIDATION_BOOKS) - set(books)
     if unknown:
         raise DataError(f"validation books not in the corpus: {sorted(unknown)}")
-    val_groups = [books.index(b) for b in KJV_VALIDATION_BOOKS]
-    val = np.isin(group, val_groups)
-    data = array_dataset(tokens, 256, modality="text", groups=group, val_fraction=0.0, name="kjv")
-    return dataclasses.replace(
-        data,
-        train_index=np.flatnonzero(~val),
-        val_index=np.flatnonzero(val),
-        description={**data.description, "validation_books": list(KJV_VALIDATION_BOOKS)},
+    return make_token_data(
+        np.concatenate(rows),
+        np.concatenate(groups),
+        tuple(books),
+        num_classes=256,
+        modality="text",
+        val_fraction=0.0,
+        seed=0,
+        description={"source": "kjv", "validation_books": list(KJV_VALIDATION_BOOKS)},
+        val_sources=frozenset(KJV_VALIDATION_BOOKS),
     )
 
 
