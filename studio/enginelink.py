@@ -1,81 +1,26 @@
 """The studio's view of the engine: the top-level ``engine`` names it uses, in one place.
 
-Studio code imports engine names from here (``from studio.enginelink import eng``), so if a name
-is not re-exported by ``engine/__init__.py`` yet, the fallback to its submodule lives only here.
+Studio code imports engine names from here (``from studio.enginelink import eng``); every name
+comes from ``engine/__init__.py``, the engine's public API.
 Functions below run on the engine thread (called by jobs in :mod:`studio.bridge`) unless noted.
 """
 
 from __future__ import annotations
 
-import importlib
 import random
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 import engine
 
-_FALLBACKS = {
-    "CancelToken": "engine.api",
-    "SampleRequest": "engine.api",
-    "SampleStep": "engine.api",
-    "SampleResult": "engine.api",
-    "Condition": "engine.api",
-    "ModelConfig": "engine.config",
-    "PrimeModel": "engine.models",
-    "Codec": "engine.prime.codec",
-    "filtered_log_probs": "engine.prime.filter",
-    "iter_sample": "engine.sampling.sampler",
-    "iter_branch": "engine.sampling.sampler",
-    "sample": "engine.sampling.sampler",
-    "Trajectory": "engine.sampling.trajectory",
-    "text_condition": "engine.sampling.conditioning",
-    "region_condition": "engine.sampling.conditioning",
-    "high_digits_condition": "engine.sampling.conditioning",
-    "tokens_to_images": "engine.convert",
-    "tokens_to_text": "engine.convert",
-    "text_to_tokens": "engine.convert",
-    "save_model": "engine.checkpoints",
-    "load_model": "engine.checkpoints",
-    "read_model_info": "engine.checkpoints",
-    "app_version": "engine.checkpoints",
-    "list_models": "engine.library",
-    "resolve_model": "engine.library",
-    "import_model": "engine.library",
-    "remove_model": "engine.library",
-    "data_dir": "engine.library",
-    "user_models_dir": "engine.library",
-}
-
-
-def _resolve(name: str) -> Any:
-    if hasattr(engine, name):
-        return getattr(engine, name)
-    module = _FALLBACKS.get(name)
-    if module is None:
-        raise AttributeError(f"engine has no {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-class _Engine(SimpleNamespace):
-    def __getattr__(self, name: str) -> Any:
-        value = _resolve(name)
-        setattr(self, name, value)
-        return value
-
-
-eng = _Engine()  # eng.SampleRequest, eng.iter_sample, ... (engine top-level names)
+eng = engine  # eng.SampleRequest, eng.iter_sample, ...: the engine's public (top-level) names
 
 
 def has(name: str) -> bool:
-    """True when the engine provides ``name`` (e.g. a module that has not landed yet)."""
-    try:
-        _resolve(name)
-    except (AttributeError, ImportError):
-        return False
-    return True
+    """True when the engine provides ``name``."""
+    return name in engine.__all__
 
 
 def random_config(modality: str = "image") -> Any:
