@@ -147,11 +147,20 @@ def test_spec_entry_point_hidden_imports_and_exclusions(tmp_path, monkeypatch) -
 
     hidden = set(kwargs["hiddenimports"])
     from studio import panels
-    from studio.enginelink import _FALLBACKS
 
-    by_name = set(panels.OPTIONAL_PANELS) | set(_FALLBACKS.values())  # imported with import_module
+    # Modules imported by name at run time: optional panels and import_module("...") literals.
+    by_name = set(panels.OPTIONAL_PANELS)
+    for folder in ("engine", "studio"):
+        by_name |= {args[0] for args in _literal_calls(ROOT / folder, "import_module")}
     present = {name for name in by_name if (ROOT / Path(*name.split("."))).with_suffix(".py").is_file()}
     assert present <= hidden, present - hidden
+    # ...and, simply, every module of the two packages.
+    every = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for folder in ("engine", "studio")
+        for p in (ROOT / folder).rglob("*.py")
+    }
+    assert every <= hidden, every - hidden
     assert "PySide6.QtSvg" in hidden  # the window icon is an SVG
 
     excluded = set(kwargs["excludes"])
