@@ -23,7 +23,7 @@ from engine.data import (
     load_data,
     preflight,
 )
-from engine.device import autocast, pick_device
+from engine.device import autocast, configure_cpu_threads, pick_device
 from engine.library import (
     ModelEntry,
     bundled_models_dir,
@@ -100,6 +100,7 @@ __all__ = [
     "app_version",
     "array_dataset",
     "autocast",
+    "configure_cpu_threads",
     "branch",
     "bundled_models_dir",
     "checkpoint_state",

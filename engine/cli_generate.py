@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
     path = resolve_model(args.model)
     device = pick_device(args.device or "cpu")
+    load_started = time.perf_counter()
     model, info = load_model(path, device=device)
+    load_seconds = time.perf_counter() - load_started
     cfg = info.config
     out, gif = _check_outputs(args, cfg.modality)
     condition, shown = None, cfg.seq_length
@@ -253,6 +256,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "nfe": result.nfe,
         "idle_steps": result.idle_steps,
         "seconds": round(result.seconds, 4),
+        "load_seconds": round(load_seconds, 4),
         "settings": request.to_dict(),
         "conditioning": conditioning_summary(args),
         "outputs": outputs,

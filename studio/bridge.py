@@ -234,6 +234,7 @@ class Bridge(QObject):
 
     # ------------------------------------------------------------------ engine thread
     def _engine_main(self) -> None:
+        eng.configure_cpu_threads(reserve=1)  # leave a core for the window
         while True:
             with self._lock:
                 while not self._queue and not self._stop:
