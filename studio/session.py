@@ -111,19 +111,8 @@ class Session(HoverMixin, OutputsMixin):
         suffix = enginelink.text_to_tokens(settings.get("suffix") or "")
         if not prefix.numel() and not suffix.numel():
             return None
-        if prefix.numel() + suffix.numel() > length:
-            raise ValueError(
-                f"prefix ({prefix.numel()} bytes) and suffix ({suffix.numel()} bytes) do not fit "
-                f"in {length} bytes; shorten them or raise the length"
-            )
-        tokens = torch.zeros(length_total, dtype=torch.long)
-        keep = torch.zeros(length_total, dtype=torch.bool)
-        tokens[: prefix.numel()] = prefix
-        keep[: prefix.numel()] = True
-        if suffix.numel():
-            tokens[length - suffix.numel() : length] = suffix
-            keep[length - suffix.numel() : length] = True
-        return eng.region_condition(eng.Codec.from_config(self.handle.config), tokens, keep)
+        codec = eng.Codec.from_config(self.handle.config)
+        return eng.text_condition(codec, length_total, prefix, suffix, end=length)
 
     def _require_model(self) -> ModelHandle:
         if self.handle is None:

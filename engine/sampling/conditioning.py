@@ -41,23 +41,34 @@ def _any_consistent(y: torch.Tensor, codec: Codec) -> torch.Tensor:
 
 
 def text_condition(
-    codec: Codec, length: int, prefix: torch.Tensor | None = None, suffix: torch.Tensor | None = None
+    codec: Codec,
+    length: int,
+    prefix: torch.Tensor | None = None,
+    suffix: torch.Tensor | None = None,
+    end: int | None = None,
 ) -> Condition:
-    """Fix a token prefix at the start and/or a suffix at the end of a length-L sequence (infilling)."""
+    """Fix a token prefix at the start and/or a suffix ending at ``end`` (default: the sequence end).
+
+    Infilling: the tokens between the prefix and the suffix are generated; tokens after ``end``
+    are free (callers may drop them).
+    """
+    end = length if end is None else end
+    if not 0 <= end <= length:
+        raise ValueError(f"end must be in 0..{length}, got {end}")
     prefix = torch.zeros(0, dtype=torch.long) if prefix is None else prefix.long().flatten()
     suffix = torch.zeros(0, dtype=torch.long) if suffix is None else suffix.long().flatten()
-    if prefix.numel() + suffix.numel() > length:
+    if prefix.numel() + suffix.numel() > end:
         raise ValueError(
             f"prompt ({prefix.numel()} tokens) and suffix ({suffix.numel()} tokens) do not fit in a "
-            f"sequence of {length} tokens; shorten them or raise the length"
+            f"sequence of {end} tokens; shorten them or raise the length"
         )
     tokens = torch.zeros(length, dtype=torch.long)
     keep = torch.zeros(length, dtype=torch.bool)
     tokens[: prefix.numel()] = prefix
     keep[: prefix.numel()] = True
     if suffix.numel():
-        tokens[length - suffix.numel() :] = suffix
-        keep[length - suffix.numel() :] = True
+        tokens[end - suffix.numel() : end] = suffix
+        keep[end - suffix.numel() : end] = True
     return region_condition(codec, tokens, keep)
 
 

@@ -127,6 +127,10 @@ def test_text_prefix_and_suffix_are_kept():
     assert tokens_to_text(torch.tensor([72, 105, -1])) == "Hi\u2591"
     with pytest.raises(ValueError, match="do not fit in a sequence of 16"):
         text_condition(model.codec, 16, text_to_tokens("x" * 17))
+    short = text_condition(model.codec, 16, text_to_tokens("ab"), text_to_tokens("yz"), end=10)
+    kept = short.fixed.all(-1)
+    assert kept.nonzero().flatten().tolist() == [0, 1, 8, 9]
+    assert model.codec.decode(short.digits)[8:10].tolist() == list(b"yz")
 
 
 def test_inpainting_and_regenerate_detail():
