@@ -51,10 +51,10 @@ class Codec:
         # (..., ) -> (..., ell)
         return (codes.unsqueeze(-1) // self.place.to(codes.device)) % self.base
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens (...) in 0..C-1 -> digits (..., ell) in 0..b-1."""
+    def encode(self, x: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Tokens (...) in 0..C-1 -> digits (..., ell) in 0..b-1 (``check=False`` skips the range check)."""
         x = x.long()
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.num_classes):
+        if check and x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.num_classes):
             raise ValueError(f"tokens must be in 0..{self.num_classes - 1}")
         if self.permutation is not None:
             x = self.permutation.to(x.device)[x]

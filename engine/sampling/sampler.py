@@ -90,6 +90,10 @@ def _run(
     cacheable = request.cache and not getattr(model, "time_conditioned", False)
     constant_temperature = request.temperature_end is None and cacheable
     active: tuple[torch.Tensor, ...] | None = None  # positions with a masked digit, for the cached logp
+    # r_k = (alpha_s - alpha_t) / (1 - alpha_t) for every step, once (the last step reveals all)
+    reveal_r = [
+        schedule.reveal_probability(float(a), float(b)) for a, b in zip(traj.times[:-1], traj.times[1:], strict=True)
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -113,12 +117,12 @@ def _run(
                 )  # (K, C)
             x0 = codec.decode(y)  # (N, L): fully visible tokens keep their value
             x0[active] = draw_tokens(logp, _on(u_tok, device)[active])
-            joint = codec.encode(x0)  # (N, L, ell)
+            joint = codec.encode(x0, check=False)  # (N, L, ell); drawn tokens are valid
             proposal = joint
             if u_dig is not None:
                 proposal = joint.clone()
                 proposal[active] = draw_marginal_digits(logp, codec, _on(u_dig, device)[active])
-            r = 1.0 if k == T else schedule.reveal_probability(t, s)
+            r = 1.0 if k == T else reveal_r[k - 1]
             y_new, newly = reveal(y, proposal, fixed, r, v, codec)
             if u_dig is not None:
                 y_new[active] = repair_inconsistent(
@@ -210,7 +214,7 @@ def _correct(
     y_masked = torch.where(chosen, torch.full_like(y, codec.mask), y)
     logits = _evaluate(model, y_masked, rows, None)
     logp = tempered_log_probs(logits, y_masked, codec, _temperature(request, t), request.top_k, request.top_p)
-    redrawn = codec.encode(draw_tokens(logp, u_tok))  # (N, L, ell)
+    redrawn = codec.encode(draw_tokens(logp, u_tok), check=False)  # (N, L, ell)
     y_new = torch.where(chosen, redrawn, y)
     return y_new, chosen & (y_new != y), rows
 
