@@ -15,13 +15,15 @@ import torch
 
 from engine.api import CancelToken, SampleRequest, SampleResult, SampleStep
 from engine.models import PrimeModel
+from engine.prime.codec import Codec
+from engine.prime.filter import consistent_mask
 from engine.prime.schedule import time_grid
 from engine.sampling.conditioning import initial_state
 from engine.sampling.step import (
     draw_marginal_digits,
     draw_tokens,
     repair_inconsistent,
-    reveal,
+    reveal_mask,
     tempered_log_probs,
 )
 from engine.sampling.trajectory import Trajectory
@@ -88,11 +90,10 @@ def _run(
     stale = torch.ones(n, dtype=torch.bool, device=device)  # state changed since the last call
     nfe = traj.called[:start].sum(0, dtype=torch.int64).to(device)
     cacheable = request.cache and not getattr(model, "time_conditioned", False)
-    constant_temperature = request.temperature_end is None and cacheable
-    active: tuple[torch.Tensor, ...] | None = None  # positions with a masked digit, for the cached logp
     # r_k = (alpha_s - alpha_t) / (1 - alpha_t) for every step, once (the last step reveals all)
     reveal_r = [
-        schedule.reveal_probability(float(a), float(b)) for a, b in zip(traj.times[:-1], traj.times[1:], strict=True)
+        schedule.reveal_probability(float(a), float(b))
+        for a, b in zip(traj.times[:-1], traj.times[1:], strict=True)
     ]
     was_training = model.training
     model.eval()
@@ -109,30 +110,28 @@ def _run(
             u_tok = torch.rand(y.shape[:2], generator=gen)  # (N, L)
             u_dig = torch.rand(y.shape, generator=gen) if request.reveal == "marginal" else None
             v = torch.rand(y.shape, generator=gen)  # (N, L, ell)
-            if active is None or bool(stale.any()) or not constant_temperature:
-                # only tokens with a masked digit need the filter and a draw: (K,) positions
-                active = (y == codec.mask).any(-1).nonzero(as_tuple=True)
-                logp = tempered_log_probs(
-                    logits[active], y[active], codec, _temperature(request, t), request.top_k, request.top_p
-                )  # (K, C)
-            x0 = codec.decode(y)  # (N, L): fully visible tokens keep their value
-            x0[active] = draw_tokens(logp, _on(u_tok, device)[active])
-            joint = codec.encode(x0, check=False)  # (N, L, ell); drawn tokens are valid
-            proposal = joint
-            if u_dig is not None:
-                proposal = joint.clone()
-                proposal[active] = draw_marginal_digits(logp, codec, _on(u_dig, device)[active])
             r = 1.0 if k == T else reveal_r[k - 1]
-            y_new, newly = reveal(y, proposal, fixed, r, v, codec)
-            if u_dig is not None:
-                y_new[active] = repair_inconsistent(
-                    y_new[active], joint[active], newly[active], y[active], codec
+            newly = reveal_mask(y, fixed, r, _on(v, device), codec)  # (N, L, ell)
+            # only tokens that reveal a digit this step need the filter and a draw: (K,) positions
+            drawn = newly.any(-1).nonzero(as_tuple=True)
+            y_new = y
+            if drawn[0].numel():
+                y_new = y.clone()
+                temperature = _temperature(request, t)
+                logp = tempered_log_probs(
+                    logits[drawn], y[drawn], codec, temperature, request.top_k, request.top_p
                 )
+                joint = codec.encode(draw_tokens(logp, _on(u_tok, device)[drawn]), check=False)  # (K, ell)
+                old, new_k = y[drawn], newly[drawn]
+                if u_dig is None:
+                    y_new[drawn] = torch.where(new_k, joint, old)
+                else:
+                    marginal = draw_marginal_digits(logp, codec, _on(u_dig, device)[drawn])
+                    y_new[drawn] = repair_inconsistent(
+                        torch.where(new_k, marginal, old), joint, new_k, old, codec
+                    )
             changed = newly.flatten(1).any(-1)  # (N,)
-            prediction = None
-            if traj.predictions is not None:
-                prediction = codec.decode(y)
-                prediction[active] = logp.argmax(-1)
+            prediction = _predict(logits, y, codec) if traj.predictions is not None else None
             traj.record_step(k, newly, y_new, call, changed, prediction)
             y = y_new
             if request.corrector > 0 and k < T:
@@ -170,6 +169,19 @@ def _run(
         steps_done=done,
         request=request,
     )
+
+
+def _predict(logits: torch.Tensor, y: torch.Tensor, codec: Codec) -> torch.Tensor:
+    """The model's guess of the clean tokens (N, L); decided tokens keep their value.
+
+    The most likely consistent token: the mode of p(x | y) at any temperature, top-k or top-p.
+    """
+    prediction = codec.decode(y)
+    active = (y == codec.mask).any(-1)  # (N, L)
+    if bool(active.any()):
+        ok = consistent_mask(y[active], codec)  # (K, C)
+        prediction[active] = logits[active].masked_fill(~ok, float("-inf")).argmax(-1)
+    return prediction
 
 
 def _on(x: torch.Tensor, device: torch.device) -> torch.Tensor:

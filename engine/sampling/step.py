@@ -56,15 +56,14 @@ def draw_marginal_digits(logp: torch.Tensor, codec: Codec, u: torch.Tensor) -> t
     return draw_tokens(marg.reshape(-1, codec.base), u.reshape(-1)).view(u.shape)
 
 
-def reveal(
-    y: torch.Tensor, proposal: torch.Tensor, fixed: torch.Tensor, r: float, v: torch.Tensor, codec: Codec
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reveal each free masked digit with probability r: returns (new y, newly revealed mask).
+def reveal_mask(
+    y: torch.Tensor, fixed: torch.Tensor, r: float, v: torch.Tensor, codec: Codec
+) -> torch.Tensor:
+    """Which free masked digits are revealed this step (each with probability r): (N, L, ell) bool.
 
-    y, proposal (N, L, ell) digits; fixed (N, L, ell) bool; v (N, L, ell) uniforms.
+    y (N, L, ell) digits; fixed (N, L, ell) bool; v (N, L, ell) uniforms.
     """
-    newly = (y == codec.mask) & ~fixed & ((v if v.device == y.device else v.to(y.device)) < r)
-    return torch.where(newly, proposal, y), newly
+    return (y == codec.mask) & ~fixed & (v < r)
 
 
 def repair_inconsistent(
