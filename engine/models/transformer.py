@@ -45,7 +45,7 @@ class PrimeModel(nn.Module):
     """Partial-token embedding + transformer + C-way head. ``forward`` returns raw logits.
 
     The filter (carry-over) is applied by :func:`engine.prime.filter.filtered_log_probs`, which
-    every consumer (sampler, objectives) calls; :meth:`log_probs` is the filtered shortcut.
+    every consumer (sampler, objectives) calls.
     """
 
     def __init__(self, config: ModelConfig) -> None:

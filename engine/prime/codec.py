@@ -71,14 +71,6 @@ class Codec:
             code = self.inverse_permutation.to(y.device)[code]
         return torch.where(invalid, torch.full_like(code, -1), code)
 
-    def is_masked(self, y: torch.Tensor) -> torch.Tensor:
-        """Bool tensor, True where a digit is the mask symbol."""
-        return y == self.mask
-
-    def masked_digits(self, x: torch.Tensor) -> torch.Tensor:
-        """Fully masked digits for a token-shaped tensor: (...) -> (..., ell)."""
-        return torch.full((*x.shape, self.ell), self.mask, dtype=torch.long, device=x.device)
-
     def value_range(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lowest and highest code consistent with the visible digits (..., ell) -> (...), (...).
 

@@ -89,7 +89,7 @@ def _run(
     logits: torch.Tensor | None = None  # (N, L, C) cached network output
     stale = torch.ones(n, dtype=torch.bool, device=device)  # state changed since the last call
     nfe = traj.called[:start].sum(0, dtype=torch.int64).to(device)
-    cacheable = request.cache and not getattr(model, "time_conditioned", False)
+    cacheable = request.cache and not model.time_conditioned  # caching is exact only if t is ignored
     # r_k = (alpha_s - alpha_t) / (1 - alpha_t) for every step, once (the last step reveals all)
     reveal_r = [
         schedule.reveal_probability(float(a), float(b))
