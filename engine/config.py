@@ -12,6 +12,7 @@ from typing import Any
 
 MODALITIES = ("image", "text")
 SCHEDULES = ("linear", "polynomial", "cosine")
+POSITIONS = ("learned", "rotary")
 MAX_CLASSES = 65536
 
 
@@ -63,6 +64,10 @@ class ModelConfig:
     n_heads: int = 4
     mlp_ratio: int = 4
     dropout: float = 0.0
+    # how attention sees position: "learned" absolute vectors (images, 2-D aware) or "rotary"
+    # (text: relative offsets inside attention). "" picks by modality; files that predate the
+    # field load as "learned" (see from_dict).
+    positions: str = ""
     # forward process
     schedule: str = "linear"
     schedule_power: float = 3.0
@@ -87,6 +92,16 @@ class ModelConfig:
             raise ValueError(f"n_layers and mlp_ratio must be >= 1, got {self.n_layers}, {self.mlp_ratio}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.positions == "":
+            object.__setattr__(self, "positions", "rotary" if self.modality == "text" else "learned")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.positions == "rotary":
+            if self.modality != "text":
+                raise ValueError("rotary positions are for text models; image models use learned positions")
+            if (self.d_model // self.n_heads) % 2:
+                width = self.d_model // self.n_heads
+                raise ValueError(f"rotary positions need an even head width; d_model/n_heads = {width}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.schedule_power <= 0:
@@ -139,6 +154,7 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from a dict, rejecting unknown keys by name."""
         kwargs = _strict_kwargs(cls, data)
+        kwargs.setdefault("positions", "learned")  # written before the field existed
         if kwargs.get("permutation") is not None:
             kwargs["permutation"] = tuple(kwargs["permutation"])
         try:

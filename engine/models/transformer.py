@@ -12,6 +12,26 @@ from engine.prime.codec import Codec
 from engine.prime.schedule import Schedule
 
 
+def rotary_tables(length: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (L, head_dim / 2) of the rotary angles position * base^(-2i / head_dim)."""
+    half = head_dim // 2
+    inv_freq = base ** (-torch.arange(half, dtype=torch.float64) / half)  # (half,)
+    angles = torch.arange(length, dtype=torch.float64)[:, None] * inv_freq[None]  # (L, half)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + half) of x (B, heads, L, dh) by each position's angles.
+
+    q . k after rotation depends on positions only through their offset, so attention sees
+    "the byte two to the left" directly rather than learning it from absolute vectors.
+    """
+    half = x.shape[-1] // 2
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # (L, half)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class Block(nn.Module):
     """Pre-norm self-attention (scaled_dot_product_attention) and GELU MLP."""
 
@@ -27,12 +47,16 @@ class Block(nn.Module):
         )
         self.dropout = dropout
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> (B, L, D)."""
+    def forward(
+        self, h: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D); ``rotary`` = (cos, sin) rotates queries and keys."""
         B, L, D = h.shape
         q, k, v = self.qkv(self.norm1(h)).view(B, L, 3, self.n_heads, D // self.n_heads).unbind(2)
         # (B, heads, L, D/heads)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         p = self.dropout if self.training else 0.0
         att = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, heads, L, D/heads)
         out = self.proj(att.transpose(1, 2).reshape(B, L, D))
@@ -55,7 +79,13 @@ class PrimeModel(nn.Module):
         self.schedule = Schedule.from_config(config)
         D = config.d_model
         self.embed = PartialTokenEmbedding(self.codec.base, config.ell, D)
-        self.pos = PositionEmbedding(D, config.seq_len, config.height, config.width, config.channels)
+        self.rotary = config.positions == "rotary"
+        if self.rotary:
+            cos, sin = rotary_tables(config.seq_length, D // config.n_heads)
+            self.register_buffer("rotary_cos", cos, persistent=False)  # (L, dh/2)
+            self.register_buffer("rotary_sin", sin, persistent=False)
+        else:
+            self.pos = PositionEmbedding(D, config.seq_len, config.height, config.width, config.channels)
         self.blocks = nn.ModuleList(
             Block(D, config.n_heads, config.mlp_ratio, config.dropout) for _ in range(config.n_layers)
         )
@@ -84,9 +114,12 @@ class PrimeModel(nn.Module):
         L = self.config.seq_length
         if y_t.dim() != 3 or y_t.shape[1] != L or y_t.shape[2] != self.config.ell:
             raise ValueError(f"expected digits of shape (B, {L}, {self.config.ell}), got {tuple(y_t.shape)}")
-        h = self.embed(y_t) + self.pos()  # (B, L, D)
+        if self.rotary:
+            h, rotary = self.embed(y_t), (self.rotary_cos, self.rotary_sin)  # (B, L, D)
+        else:
+            h, rotary = self.embed(y_t) + self.pos(), None
         for block in self.blocks:
-            h = block(h)
+            h = block(h, rotary)
         return self.head(self.norm(h))  # (B, L, C)
 
     def num_parameters(self) -> int:
