@@ -115,7 +115,7 @@ def metric_summary(card: dict[str, Any]) -> str:
         text += f" +- {bound['stderr_bits_per_dim']:.2g}"
     text += " bits/dim"
     if isinstance(bound.get("perplexity"), (int, float)):
-        text += f", perplexity {bound['perplexity']:.4g}"
+        text += f", perplexity <= {bound['perplexity']:.4g}"
     where = [str(bound[k]) for k in ("split",) if bound.get(k)]
     if bound.get("items"):
         where.append(f"{bound['items']} items")

@@ -374,6 +374,6 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"valid bound: {result.nats_per_token:.4f} ± {se} nats/token")
         print(f"             {result.bits_per_token:.4f} ± {se_bits} bits/token")
         print(f"             {result.bits_per_dim:.4f} bits/dim (per sub-pixel or byte)")
-        print(f"perplexity:  {result.perplexity:.3f} (exp of nats/token)")
+        print(f"perplexity:  <= {result.perplexity:.3f} (exp of the bound in nats/token)")
         print(f"how: {result.how}; {seconds:.1f} s")
     return 0

@@ -45,8 +45,9 @@ class EvalResult:
     """The valid bound (PRIME.md §4) on held-out items, with its Monte-Carlo standard error.
 
     A token is one sub-pixel (one channel value) or one byte, so bits per dimension equals bits
-    per token here. perplexity = exp(nats per token). The standard error treats the per-item
-    estimates as independent; with t stratified over the items it is slightly conservative.
+    per token here. perplexity = exp(nats per token), so it too is an upper bound. The standard
+    error treats the per-item estimates as independent; with t stratified over the items it is
+    slightly conservative.
     """
 
     nats_per_token: float
@@ -100,7 +101,7 @@ class EvalResult:
         se = f"{self.stderr_bits_per_dim:.4f}" if math.isfinite(self.stderr_bits_per_dim) else "n/a"
         return (
             f"valid bound {self.bits_per_dim:.4f} ± {se} bits/dim "
-            f"({self.nats_per_token:.4f} nats/token, perplexity {self.perplexity:.3f}; "
+            f"({self.nats_per_token:.4f} nats/token, perplexity <= {self.perplexity:.3f}; "
             f"{self.items} {self.split} items, {self.weights} weights)"
         )
 
