@@ -73,6 +73,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     judge = vocab = digits = None
     rows: list[dict[str, Any]] = []
     models: list[dict[str, Any]] = []
+    text_reference: dict[int, dict[str, Any]] = {}  # seq_len -> the held-out books' own scores
     for name in names:
         model, info = load_model(resolve_model(name))
         cfg = model.config
@@ -84,6 +85,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             if vocab is None:
                 vocab, make_kjv = _kjv_vocab()
             data = make_kjv(cfg.seq_len)
+            if cfg.seq_len not in text_reference:  # the ceiling: real held-out passages, judged alike
+                real = [tokens_to_text(torch.as_tensor(data.tokens[i])) for i in data.val_index[:num]]
+                text_reference[cfg.seq_len] = {"seq_len": cfg.seq_len, **text_quality(real, vocab)}
         bound = evaluate(model, data, passes=int(args.get("eval_passes", 4)), seed=seed)
         models.append(
             {
@@ -128,6 +132,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     }
     if judge is not None:
         out["digits_judge"] = {"val_accuracy": judge.val_accuracy, "real_vs_real_frechet": judge.floor()}
+    if text_reference:
+        out["text_reference"] = list(text_reference.values())
     return out
 
 
@@ -144,6 +150,11 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"digit classifier: held-out accuracy {j['val_accuracy']:.3f}; "
             f"real-vs-real Fréchet distance (floor) {j['real_vs_real_frechet']:.2f}"
+        )
+    for ref in result.get("text_reference", ()):
+        lines.append(
+            f"real held-out {ref['seq_len']}-byte passages ({ref['passages']}): in-vocabulary words "
+            f"{ref['in_vocabulary_share']:.3f}, well-formed lines {ref['well_formed_line_share']:.3f}"
         )
     lines.append("")
     lines.append("model            NFE  steps  mean NFE  idle  s/sample  quality")

@@ -34,3 +34,17 @@ def test_objectives_bench_trains_each_objective():
     assert sorted(objectives) == ["masked_ce", "surrogate", "valid_bound"]
     assert all(r["valid_bound_bits_per_dim"] > 0 for r in result["rows"])
     assert "surrogate" in bench_objectives.format_table(result)
+
+
+def test_quality_bench_judges_text_against_real_held_out_passages(tmp_path):
+    torch.manual_seed(0)
+    cfg = ModelConfig(modality="text", num_classes=256, ell=2, seq_len=32, d_model=16, n_layers=1, n_heads=2)
+    path = save_model(tmp_path / "tiny-text.safetensors", PrimeModel(cfg))
+    result = bench_quality.run({"models": [str(path)], "nfe": [4], "num": 8, "eval_passes": 1})
+    (ref,) = result["text_reference"]
+    assert ref["seq_len"] == 32 and ref["passages"] == 8
+    # real KJV from held-out books is nearly all training-book words; an untrained model's bytes are not
+    assert ref["in_vocabulary_share"] > 0.8  # (words cut at the passage edges count as misses)
+    (row,) = result["rows"]
+    assert row["passages"] == 8 and row["in_vocabulary_share"] < ref["in_vocabulary_share"]
+    assert "real held-out 32-byte passages" in bench_quality.format_table(result)
