@@ -88,7 +88,8 @@ def format_info(info: ModelInfo) -> str:
         f"data:       {describe_config(cfg)}",
         f"tokens:     L={cfg.seq_length}, {cfg.seq_length * cfg.ell} sub-tokens",
         f"backbone:   transformer d_model={cfg.d_model} n_layers={cfg.n_layers} n_heads={cfg.n_heads} "
-        f"mlp_ratio={cfg.mlp_ratio} ({_human_count(info.num_parameters)} parameters)",
+        f"mlp_ratio={cfg.mlp_ratio} positions={cfg.positions} "
+        f"({_human_count(info.num_parameters)} parameters)",
         f"schedule:   {cfg.schedule}"
         + (f" (power {cfg.schedule_power:g})" if cfg.schedule == "polynomial" else ""),
         f"file:       {_human_size(info.file_size)}, format version {info.format_version}",
