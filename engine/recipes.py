@@ -132,7 +132,7 @@ _DIGITS_MODEL = dict(
     modality="image", num_classes=17, height=8, width=8, channels=1, d_model=128, n_layers=4, n_heads=4
 )
 _DIGITS_TRAIN = TrainConfig(
-    steps=3000,
+    steps=5000,
     batch_size=64,
     lr=2e-3,
     warmup=200,
