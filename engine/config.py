@@ -99,9 +99,9 @@ class ModelConfig:
         if self.positions == "rotary":
             if self.modality != "text":
                 raise ValueError("rotary positions are for text models; image models use learned positions")
-            if (self.d_model // self.n_heads) % 2:
-                width = self.d_model // self.n_heads
-                raise ValueError(f"rotary positions need an even head width; d_model/n_heads = {width}")
+            head_width = self.d_model // self.n_heads
+            if head_width % 2:
+                raise ValueError(f"rotary positions need an even head width; d_model/n_heads = {head_width}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.schedule_power <= 0:
