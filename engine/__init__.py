@@ -4,16 +4,7 @@ This package never imports Qt. Its public API is re-exported here.
 """
 
 from engine.api import CancelToken, Condition, SampleRequest, SampleResult, SampleStep
-from engine.checkpoints import (
-    ModelFileError,
-    ModelInfo,
-    app_version,
-    load_model,
-    read_model_info,
-    save_model,
-)
 from engine.config import ModelConfig
-from engine.convert import images_to_tokens, text_to_tokens, tokens_to_bytes, tokens_to_images, tokens_to_text
 from engine.data import (
     DataError,
     DataOptions,
@@ -24,7 +15,14 @@ from engine.data import (
     preflight,
 )
 from engine.device import autocast, configure_cpu_threads, pick_device
-from engine.library import (
+from engine.files.convert import (
+    images_to_tokens,
+    text_to_tokens,
+    tokens_to_bytes,
+    tokens_to_images,
+    tokens_to_text,
+)
+from engine.files.library import (
     ModelEntry,
     bundled_models_dir,
     data_dir,
@@ -33,6 +31,14 @@ from engine.library import (
     remove_model,
     resolve_model,
     user_models_dir,
+)
+from engine.files.modelfile import (
+    ModelFileError,
+    ModelInfo,
+    app_version,
+    load_model,
+    read_model_info,
+    save_model,
 )
 from engine.models import PrimeModel
 from engine.prime import (

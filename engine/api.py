@@ -9,12 +9,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from engine.sampling.trajectory import Trajectory
 
 REVEAL_MODES = ("joint", "marginal")
 
@@ -147,11 +144,12 @@ class SampleResult:
     """What a sampling run returns (also when cancelled: then ``cancelled`` is True).
 
     tokens: (N, L) int64, -1 where a token is not fully decided (only after a cancel).
-    trajectory: the full record; nfe/idle_steps: per sample lists; seconds: wall time.
+    trajectory: the full record (an :class:`engine.sampling.Trajectory`; typed ``Any`` here so the
+    seam vocabulary imports no sampler); nfe/idle_steps: per sample lists; seconds: wall time.
     """
 
     tokens: torch.Tensor
-    trajectory: Trajectory
+    trajectory: Any
     nfe: list[int]
     idle_steps: list[int]
     seconds: float

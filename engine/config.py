@@ -14,6 +14,12 @@ MODALITIES = ("image", "text")
 SCHEDULES = ("linear", "polynomial", "cosine")
 POSITIONS = ("learned", "rotary")
 MAX_CLASSES = 65536
+# backbone size presets of `prime init --size` and the benchmarks: (d_model, n_layers, n_heads)
+SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (64, 2, 4),
+    "small": (128, 4, 4),
+    "base": (256, 6, 8),
+}
 
 
 def smallest_base(num_classes: int, ell: int) -> int:

@@ -180,7 +180,7 @@ def source_modules(package: str, root: Path = ROOT) -> list[str]:
     """Every module of one of the project's packages, found by file name (nothing is imported).
 
     The spec lists them all as hidden imports: the studio imports optional panels
-    (``studio.widgets.training``) and engine helpers by name at run time, which PyInstaller's
+    (``studio.train.panel``) and engine helpers by name at run time, which PyInstaller's
     import scan cannot see. (PyInstaller's ``collect_submodules`` would import the studio in a
     child process, which is slow and, measured here, timed out and dropped modules.)
     """

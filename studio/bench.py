@@ -104,13 +104,12 @@ async def phase_train(probe: LatenessProbe, bridge: Any, config: Any, args: Any)
     """Lateness while training through the bridge (events consumed as they come)."""
     import numpy as np
 
-    from engine.data import array_dataset
-    from engine.training import TrainConfig, iter_train
+    from studio.enginelink import eng
 
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, config.num_classes, (256, config.seq_length))
-    data = array_dataset(tokens, config.num_classes, modality=config.modality)
-    train_config = TrainConfig(
+    data = eng.array_dataset(tokens, config.num_classes, modality=config.modality)
+    train_config = eng.TrainConfig(
         steps=args.train_steps,
         batch_size=16,
         warmup=5,
@@ -122,7 +121,7 @@ async def phase_train(probe: LatenessProbe, bridge: Any, config: Any, args: Any)
     out = os.path.join(tempfile.mkdtemp(prefix="prime-bench-"), "bench.safetensors")
 
     def work(token: Any) -> Any:
-        return iter_train(config, train_config, data, out, cancel=token)
+        return eng.iter_train(config, train_config, data, out, cancel=token)
 
     probe.start()
     started = time.perf_counter()

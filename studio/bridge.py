@@ -411,9 +411,7 @@ class Bridge(QObject):
         """The valid bound of a loaded model on ``data`` (``engine.training.evaluate``)."""
 
         def work(token: eng.CancelToken):
-            from engine.training import evaluate
-
-            return evaluate(self._models[handle.key], data, **options)
+            return eng.evaluate(self._models[handle.key], data, **options)
 
         return self.submit("evaluate", f"evaluate {handle.name}", work)
 
@@ -434,9 +432,9 @@ class Bridge(QObject):
         """
 
         def work(token: eng.CancelToken):
-            from engine.training import iter_train
-
             source = self._models[model.key] if isinstance(model, ModelHandle) else model
-            return iter_train(source, train_config, data, out_path, cancel=token, resume=resume, **options)
+            return eng.iter_train(
+                source, train_config, data, out_path, cancel=token, resume=resume, **options
+            )
 
         return self.submit("train", label or f"train \u2192 {Path(str(out_path)).name}", work)

@@ -3,7 +3,7 @@
 Library and queue on the left, the workspace tabs (Generate, Compare, and
 panels registered in :mod:`studio.panels`, e.g. Train) in the middle, history on the right.
 
-The window renders state and sends requests; the async work lives in :mod:`studio.session`.
+The window renders state and sends requests; the async work lives in :mod:`studio.workspace.session`.
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ from PySide6.QtWidgets import (
 from studio import enginelink, panels
 from studio.bridge import Bridge
 from studio.dialogs import HelpOverlay, show_about, show_error
-from studio.history import History
-from studio.session import Session
+from studio.history.entries import History
+from studio.history.tree import HistoryPanel
+from studio.library import LibraryPanel
+from studio.queue import QueuePanel
 from studio.settings import Settings
-from studio.widgets.canvas import CanvasPanel
-from studio.widgets.compare import ComparePanel
-from studio.widgets.generate import GeneratePanel
-from studio.widgets.history import HistoryPanel
-from studio.widgets.library import LibraryPanel
-from studio.widgets.queue import QueuePanel
-from studio.widgets.textview import TextPanel
-from studio.widgets.timeline import Timeline
+from studio.workspace.canvas import CanvasPanel
+from studio.workspace.compare import ComparePanel
+from studio.workspace.generate import GeneratePanel
+from studio.workspace.session import Session, Views
+from studio.workspace.textview import TextPanel
+from studio.workspace.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,21 @@ class MainWindow(QMainWindow):
         self.text = TextPanel()
         self.timeline = Timeline()
         self.history_panel = HistoryPanel()
-        self.compare = ComparePanel(self)
+        self.model_status = QLabel("no model")
+        # the session drives these widgets; the window is its host (bridge, history, messages)
+        self.session = Session(
+            self,
+            Views(
+                generate_panel=self.generate_panel,
+                canvas=self.canvas,
+                text=self.text,
+                timeline=self.timeline,
+                library=self.library,
+                history_panel=self.history_panel,
+                model_status=self.model_status,
+            ),
+        )
+        self.compare = ComparePanel(self.session)
 
         self.view_stack = QStackedWidget()
         self.view_stack.addWidget(self.canvas)
@@ -102,10 +116,8 @@ class MainWindow(QMainWindow):
         self.history_dock = self._dock("History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.library_dock, self.history_dock], [300, 330], Qt.Orientation.Horizontal)
 
-        self.model_status = QLabel("no model")
         self.statusBar().addPermanentWidget(self.model_status)
         self.help = HelpOverlay(self)
-        self.session = Session(self)
         self._build_menus()
         self._build_shortcuts()
         self._connect()

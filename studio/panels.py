@@ -1,6 +1,6 @@
 """Registries that let panels plug into the main window without editing it.
 
-A panel module (e.g. ``studio/widgets/training.py``) calls :func:`register_panel` at import time
+A panel module (e.g. ``studio/train/panel.py``) calls :func:`register_panel` at import time
 to add a tab, and :func:`register_self_test` to add a ``--self-test NAME`` script. The main window
 imports the optional panel modules listed in ``OPTIONAL_PANELS`` when they exist.
 """
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_PANELS = ("studio.widgets.training",)
+OPTIONAL_PANELS = ("studio.train.panel",)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Everything is decoded once into a :class:`TokenData` (tokens (N, L) plus a deterministic
 train/validation split by source file); :func:`preflight` reports what a path holds before any
-training.
+training. It imports only :mod:`engine.config` (and Pillow/numpy); training and the CLI build on it.
 """
 
 from engine.data.dataset import TokenData, array_dataset, split_indices

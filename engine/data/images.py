@@ -4,7 +4,7 @@ Steps, in order: header check (the decompression-bomb guard runs *before* any pi
 decoded), first frame (GIF/WebP animations), EXIF orientation, transparency composited onto
 black, grey ("L") or RGB, resize, then centre-crop ("crop": fill the target, cut the overflow) or
 pad ("pad": fit inside the target, black borders), then quantisation of 0..255 to the model's
-C levels as ``level = round(v * (C - 1) / 255)`` (the same rule as :mod:`engine.convert`; it is
+C levels as ``level = round(v * (C - 1) / 255)`` (the same rule as :mod:`engine.files.convert`; it is
 computed in integers and never ties, because 2 v (C - 1) is even and 255 is odd).
 """
 

@@ -4,7 +4,7 @@ Source: Debian's ``bible-kjv`` (the ``bible`` retrieval program) and ``bible-kjv
 data). :func:`build` runs ``apt-get download bible-kjv bible-kjv-text`` in a folder, unpacks both
 with ``dpkg-deb -x`` and prints every verse with ``bible -p <unpacked>/usr/lib -f
 'gen1:1-rev22:21'``: 31,102 lines of ``<book abbreviation><chapter>:<verse> <text>`` (e.g.
-``Ge1:1 In the beginning ...``), kept exactly as printed because :mod:`engine.recipes` parses
+``Ge1:1 In the beginning ...``), kept exactly as printed because :mod:`engine.training.recipes` parses
 that form. ``python -m engine.data.kjv --out datasets/kjv/kjv.txt.xz`` writes it xz-compressed
 (``xz -9e``) and checks it against the sha256 recorded in ``datasets/kjv/README.md``
 (bible-kjv 4.38: 4,404,412 bytes, 981,720 bytes compressed). Validation books and the way the

@@ -69,7 +69,7 @@ class PreflightReport:
     """What a data path holds for a model, before any training.
 
     ``preview_tokens`` (k, L) int64 are items *after* preprocessing (render them with
-    :mod:`engine.convert`); ``preview_text`` holds their decoded text for text data.
+    :mod:`engine.files.convert`); ``preview_text`` holds their decoded text for text data.
     ``problem`` is None when training can start, else the reason it cannot.
     """
 

@@ -1,4 +1,8 @@
-"""The Prime method: codec, schedules, noising, the filter and objectives (see PRIME.md)."""
+"""The Prime method itself: sub-token codec, schedules, noising, the filter and the objectives.
+
+Pure functions and small frozen objects over tensors, randomness passed in as a
+``torch.Generator``. It imports only :mod:`engine.config` and torch: everything else builds on it.
+"""
 
 from engine.prime.codec import Codec
 from engine.prime.filter import consistent_mask, digit_log_marginals, filtered_log_probs

@@ -1,4 +1,8 @@
-"""Sampling: the generator-based sampler, its trajectory record and conditioning helpers."""
+"""Sampling: the generator-based sampler, its trajectory record and conditioning helpers.
+
+It imports :mod:`engine.api`, :mod:`engine.config`, :mod:`engine.prime` and :mod:`engine.models`;
+never files, data, training or the CLI.
+"""
 
 from engine.sampling.conditioning import high_digits_condition, region_condition, text_condition
 from engine.sampling.sampler import branch, iter_branch, iter_sample, sample

@@ -6,6 +6,7 @@ import torch
 
 from engine.api import Condition
 from engine.prime.codec import Codec
+from engine.prime.filter import consistent_mask
 
 
 def initial_state(
@@ -35,8 +36,6 @@ def initial_state(
 
 
 def _any_consistent(y: torch.Tensor, codec: Codec) -> torch.Tensor:
-    from engine.prime.filter import consistent_mask
-
     return consistent_mask(y, codec).any(-1)
 
 

@@ -1,7 +1,9 @@
-"""Training and evaluation: ``iter_train`` (the generator), ``train``, ``evaluate``.
+"""Training and evaluation: ``iter_train`` (the generator), ``train``, ``evaluate``, the recipes.
 
 See :mod:`engine.training.loop` for the step, :mod:`engine.training.checkpoint` for the resumable
-checkpoint format and :mod:`engine.training.distributed` for multi-process (torchrun) runs.
+checkpoint format, :mod:`engine.training.distributed` for multi-process (torchrun) runs and
+:mod:`engine.training.recipes` for the bundled models' one-command recipes. May import every
+engine package below it (prime, models, sampling, data, files); never the CLI or the benchmarks.
 """
 
 from engine.training.checkpoint import CheckpointError, checkpoint_path_for, checkpoint_state, model_path_for

@@ -29,6 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
+from engine.files.modelfile import load_model, read_safetensors, save_model
 from engine.training.events import TrainingError
 
 FORMAT = "prime-studio-train-checkpoint"
@@ -271,8 +272,6 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 def save_verified_model(path: Path, model: torch.nn.Module, card: dict[str, Any], init_digest: str) -> Path:
     """Write the model file via a temporary name; rename only after it reloads equal and trained."""
-    from engine.checkpoints import load_model, read_safetensors, save_model
-
     tmp = path.with_name(f".{path.name}.{os.getpid()}.new.safetensors")
     try:
         save_model(tmp, model, card)

@@ -35,6 +35,7 @@ from engine.data import TokenData
 from engine.device import autocast
 from engine.models import PrimeModel
 from engine.prime import OBJECTIVES, add_noise, stratified_times
+from engine.sampling import sample
 from engine.training import distributed as D
 from engine.training.checkpoint import (
     FORMAT,
@@ -316,8 +317,6 @@ class _Trainer:
         )
 
     def _preview(self) -> torch.Tensor:
-        from engine.sampling import sample
-
         model = self._final_model()
         was = model.training
         request = SampleRequest(

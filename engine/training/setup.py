@@ -12,6 +12,8 @@ import torch
 
 from engine.config import ModelConfig
 from engine.data import DataError, PreflightReport, TokenData, preflight
+from engine.files.library import resolve_model as library_path
+from engine.files.modelfile import load_model
 from engine.models import PrimeModel
 from engine.training.checkpoint import checkpoint_path_for, model_path_for
 from engine.training.config import TrainConfig
@@ -41,9 +43,6 @@ def resolve_model(source: ModelSource, seed: int = 0) -> tuple[PrimeModel, dict[
     if isinstance(source, PrimeModel):
         return copy.deepcopy(source).cpu(), {"name": "in-memory model", "config": source.config.to_dict()}
     if isinstance(source, (str, os.PathLike)):
-        from engine.checkpoints import load_model
-        from engine.library import resolve_model as library_path
-
         path = Path(source).expanduser()
         model, info = load_model(path if path.is_file() else library_path(str(source)))
         parent = {"name": info.name, "path": str(info.path), "card": _card_digest(info.card)}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.bench import NetworkTimer, bench_sample, expected_idle_steps
+from engine.bench.sample import NetworkTimer, bench_sample, expected_idle_steps
 from engine.cli import main
 from engine.config import ModelConfig
 from engine.models import PrimeModel
@@ -70,8 +70,8 @@ def test_bench_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
 def test_finding_other_benchmarks_imports_nothing_of_studio() -> None:
     """``prime bench gui`` runs ``python -m studio.bench`` in a subprocess; engine never imports studio."""
     probe = (
-        "import sys; from engine.bench import _module_available as ok; "
-        "assert ok('engine.training.bench') and ok('studio.bench') and not ok('studio.no_such_bench'); "
+        "import sys; from engine.cli.bench import _module_available as ok; "
+        "assert ok('engine.bench.train') and ok('studio.bench') and not ok('studio.no_such_bench'); "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('studio', 'PySide6')]; "
         "assert not bad, bad"
     )

@@ -1,6 +1,8 @@
 import torch
 
-from engine import ModelConfig, PrimeModel, bench_objectives, bench_quality, save_model
+from engine import ModelConfig, PrimeModel, save_model
+from engine.bench import objectives as bench_objectives
+from engine.bench import quality as bench_quality
 
 
 def test_quality_bench_measures_a_digits_model(tmp_path):

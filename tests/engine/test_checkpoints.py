@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import save_file
 
 from engine import ModelConfig, PrimeModel
-from engine import checkpoints as ck
-from engine.checkpoints import (
+from engine.files import modelfile as ck
+from engine.files.modelfile import (
     FORMAT_TAG,
     ModelFileError,
     atomic_write_safetensors,

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from engine.cli import main
-from engine.media import MASK_RGB
+from engine.files.media import MASK_RGB
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--d-model", "16", "--n-layers", "1", "--n-heads", "2"]
@@ -91,7 +91,7 @@ def test_init_size_presets_and_seed(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (a["config"]["d_model"], a["config"]["n_layers"]) == (64, 2)
     run_json(capsys, "init", "--size", "tiny", "--height", "4", "--out", str(tmp_path / "b.safetensors"))
     # same seed, same weights: byte-identical apart from the creation time in the card
-    from engine.checkpoints import read_safetensors
+    from engine.files.modelfile import read_safetensors
 
     wa, _ = read_safetensors(tmp_path / "a.safetensors")
     wb, _ = read_safetensors(tmp_path / "b.safetensors")
@@ -360,7 +360,9 @@ NO_QT_SCRIPT = """
 import sys
 import engine
 from engine import ModelConfig, PrimeModel, SampleRequest, sample
-from engine import cli, checkpoints, library, bench, media  # noqa: F401
+from engine import bench, cli, files  # noqa: F401
+from engine.bench import matmul, metrics, objectives, quality, train  # noqa: F401
+from engine.files import convert, library, media, modelfile  # noqa: F401
 
 try:
     import PySide6  # noqa: F401
@@ -406,7 +408,7 @@ def test_engine_works_without_qt(tmp_path: Path) -> None:
 
 
 def test_train_and_eval_are_registered(capsys: pytest.CaptureFixture[str]) -> None:
-    """engine.training.cli provides them; usage errors there are one line like everywhere else."""
+    """engine.cli.train provides them; usage errors there are one line like everywhere else."""
     from engine.cli import build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
@@ -512,7 +514,7 @@ def test_ctrl_c_cancels_cooperatively_and_keeps_the_partial_result() -> None:
     import torch
 
     from engine import CancelToken, ModelConfig, PrimeModel, SampleRequest, iter_sample
-    from engine.cli_generate import drive
+    from engine.cli.generate import drive
 
     cfg = ModelConfig(
         modality="image", num_classes=16, ell=2, height=3, width=3, channels=1, d_model=16, n_heads=2
@@ -543,7 +545,7 @@ def test_info_summarises_the_valid_bound_of_a_trained_card(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from engine import ModelConfig, PrimeModel
-    from engine.checkpoints import save_model
+    from engine.files.modelfile import save_model
 
     cfg = ModelConfig(modality="text", num_classes=256, seq_len=4, d_model=16, n_layers=1, n_heads=2)
     bound = {

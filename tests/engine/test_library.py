@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from engine import ModelConfig, PrimeModel
-from engine import library as lib
-from engine.checkpoints import ModelFileError, save_model
+from engine.files import library as lib
+from engine.files.modelfile import ModelFileError, save_model
 
 
 def tiny_model(seed: int = 0) -> PrimeModel:
@@ -204,7 +204,7 @@ def test_regular_install_finds_bundled_models(tmp_path: Path) -> None:
     )
     assert install.returncode == 0, install.stderr
     probe = (
-        "import engine, engine.library as lib; "
+        "import engine, engine.files.library as lib; "
         "print(engine.__file__); print(lib.bundled_models_dir()); "
         "print([(e.name, e.bundled, e.info.card.get('dataset')) for e in lib.list_models()])"
     )

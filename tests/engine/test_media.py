@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from engine.config import ModelConfig
-from engine.media import MASK_RGB, frame_steps, grid, save_gif, save_png, state_to_rgb
+from engine.files.media import MASK_RGB, frame_steps, grid, save_gif, save_png, state_to_rgb
 from engine.prime.codec import Codec
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.quality import frechet_distance, steps_for_nfe, text_quality
+from engine.bench.metrics import frechet_distance, steps_for_nfe, text_quality
 
 
 def test_steps_for_nfe_matches_the_idle_closed_form():

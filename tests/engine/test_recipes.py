@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from engine.recipes import KJV_VALIDATION_BOOKS, RECIPES, digits_data, get_recipe, kjv_data, kjv_verses
+from engine.training.recipes import (
+    KJV_VALIDATION_BOOKS,
+    RECIPES,
+    digits_data,
+    get_recipe,
+    kjv_data,
+    kjv_verses,
+)
 
 
 def test_prime_and_mdm_recipes_differ_only_in_ell():

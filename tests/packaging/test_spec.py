@@ -3,7 +3,7 @@
 The spec is executed with PyInstaller's build steps replaced by recorders, so what is checked is
 the spec itself: its data list after its own filters, its hidden imports and exclusions. What the
 app loads is derived from the code: ``asset_path(...)`` calls in ``studio/``, the package name
-that ``studio.app.asset_path`` and ``engine.library.bundled_models_dir`` look up, the models in
+that ``studio.app.asset_path`` and ``engine.files.library.bundled_models_dir`` look up, the models in
 ``bundled_models_dir()``, the optional panels and engine fallbacks imported by name.
 """
 
@@ -99,7 +99,7 @@ def _literal_calls(folder: Path, function: str) -> list[tuple[str, ...]]:
 
 def _runtime_assets() -> list[Path]:
     """Files under assets/ that the app opens: studio asset_path(...) calls and the bundled models."""
-    from engine.library import bundled_models_dir
+    from engine.files.library import bundled_models_dir
 
     used = [Path(*parts) for parts in _literal_calls(ROOT / "studio", "asset_path")]
     assert Path("icons", "prime-studio.svg") in used and Path("styles", "studio.qss") in used, used

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys
 from pathlib import Path
-import engine.library as library
+import engine.files.library as library
 import studio.app as app
 print(json.dumps({
     "engine": str(Path(library.__file__).resolve()),
@@ -56,8 +56,8 @@ PROBE_MODEL = "packaging-probe"
 
 def _save_probe_model(folder: Path) -> None:
     """A tiny model file, so the bundled-model path is exercised even before models are bundled."""
-    from engine.checkpoints import save_model
     from engine.config import ModelConfig
+    from engine.files.modelfile import save_model
     from engine.models import PrimeModel
 
     config = ModelConfig(

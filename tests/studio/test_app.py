@@ -103,9 +103,9 @@ def test_normal_start_opens_the_model_and_files_given(tmp_path, prime_home):
     import numpy as np
     from conftest import image_config, tiny_model
 
-    from engine.checkpoints import save_model
-    from engine.library import import_model
-    from studio import store
+    from engine.files.library import import_model
+    from engine.files.modelfile import save_model
+    from studio.history import store
     from studio.settings import Settings
 
     import_model(save_model(tmp_path / "tiny.safetensors", tiny_model(image_config()), {"steps": 5}), "tiny")

@@ -1,8 +1,8 @@
 from conftest import image_config, text_config, tiny_model
 
 import engine
-from engine.checkpoints import save_model
-from studio.widgets.library import PATH_ROLE
+from engine.files.modelfile import save_model
+from studio.library import PATH_ROLE
 
 
 def test_import_load_and_remove_a_model_file(run, make_window, tmp_path):

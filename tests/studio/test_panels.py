@@ -4,7 +4,7 @@ from conftest import image_config, tiny_model
 from PIL import Image
 
 import engine
-from studio import store
+from studio.history import store
 
 
 def setup_entry(run, w, steps=10):
@@ -97,7 +97,7 @@ def test_generate_without_a_model_explains(run, make_window):
 
 
 def test_strip_chart_paints_empty_long_and_live_runs(qtbot):
-    from studio.widgets.timeline import Timeline
+    from studio.workspace.timeline import Timeline
 
     timeline = Timeline()
     qtbot.addWidget(timeline)

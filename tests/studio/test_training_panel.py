@@ -17,9 +17,9 @@ from PySide6.QtGui import QCloseEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 import engine
-from studio.widgets import training_runs
-from studio.widgets.training_runs import Preset
-from studio.widgets.training_selftest import until
+from studio.train import runs as training_runs
+from studio.train.runs import Preset
+from studio.train.selftest import until
 
 
 @pytest.fixture(autouse=True)
@@ -221,7 +221,7 @@ def test_generation_runs_between_training_steps(make_window, run, tmp_path):
 
 
 def select_model(window, name):
-    from studio.widgets.library import NAME_ROLE
+    from studio.library import NAME_ROLE
 
     window.library.refresh()
     items = [window.library.list.item(i) for i in range(window.library.list.count())]

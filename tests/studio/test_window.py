@@ -5,7 +5,8 @@ import torch
 from conftest import image_config, text_config, tiny_model
 
 import engine
-from studio import render, store
+from studio import render
+from studio.history import store
 
 
 def open_model(run, window, config=None, seed=0):

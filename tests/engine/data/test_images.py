@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.convert import pixels_to_levels
 from engine.data.files import CORRUPT, NOT_AN_IMAGE, TOO_LARGE, TRUNCATED, Skipped
 from engine.data.images import DecodedImage, decode_image, quantise
+from engine.files.convert import pixels_to_levels
 from tests.engine.data._files import write_bomb_png, write_image
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.training.bench import run, table, train_flops_per_token
+from engine.bench.train import run, train_flops_per_token, train_table
 from tests.engine.training._tiny import IMG
 
 
@@ -20,4 +20,4 @@ def test_quick_run_reports_fp32_and_bf16(monkeypatch) -> None:
     for r in report["rows"]:
         assert r["tokens_per_s"] > 0 and 0 < r["fraction_of_fp32_peak"]
     assert report["matmul_peak_gflops"]["float32"] > 0
-    assert "of fp32 peak" in table(report)
+    assert "of fp32 peak" in train_table(report)

@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.api import CancelToken
-from engine.checkpoints import load_model
+from engine.files.modelfile import load_model
 from engine.training import iter_train, train
 from tests.engine.training._tiny import FAST, IMG, pattern_data
 

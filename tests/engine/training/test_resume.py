@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.api import CancelToken
-from engine.checkpoints import load_model
+from engine.files.modelfile import load_model
 from engine.training import CheckpointError, TrainingError, iter_train, train
 from engine.training.checkpoint import read_checkpoint
 from tests.engine.training._tiny import FAST, IMG, pattern_data
@@ -116,7 +116,7 @@ def test_output_folder_removed_mid_run_is_recreated(tmp_path) -> None:
 
 
 def test_stop_and_save_writes_a_model_marked_stopped_early(tmp_path) -> None:
-    from engine.checkpoints import read_model_info
+    from engine.files.modelfile import read_model_info
 
     cancel = CancelToken()
     gen = iter_train(IMG, FAST, pattern_data(), tmp_path / "m", cancel, save_on_cancel=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import load_model, read_model_info
 from engine.data import DataError
+from engine.files.modelfile import load_model, read_model_info
 from engine.models import PrimeModel
 from engine.training import EVENT_KINDS, TrainConfig, evaluate, iter_train, learning_rate, train
 from tests.engine.data._files import image_folder

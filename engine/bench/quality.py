@@ -1,0 +1,182 @@
+"""``prime bench quality``: Prime vs MDM at equal NFE on the bundled models' own data.
+
+For each model: the valid bound on its held-out data (bits per dimension with standard error),
+then, at each target NFE, samples drawn with the step count whose expected NFE (with caching)
+reaches the target, and their quality (digits: classifier confidence, class balance and Fréchet
+distance; text: in-vocabulary words and well-formed lines), actual NFE, idle steps and wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.api import SampleRequest
+from engine.bench.metrics import DigitJudge, corpus_vocabulary, steps_for_nfe, text_quality
+from engine.files.convert import tokens_to_text
+from engine.files.library import resolve_model
+from engine.files.modelfile import load_model
+from engine.sampling import sample
+from engine.training import evaluate
+
+DEFAULT_MODELS = ("digits-prime", "digits-mdm", "kjv-prime", "kjv-mdm")
+DEFAULT_NFE = (8, 16, 32, 64, 128)
+
+
+def _digits_judge(seed: int) -> tuple[DigitJudge, Any]:
+    from sklearn.datasets import load_digits
+
+    from engine.training.recipes import digits_data
+
+    data = digits_data()
+    labels = load_digits().target
+    judge = DigitJudge.fit(
+        data.tokens[data.train_index],
+        labels[data.train_index],
+        data.tokens[data.val_index],
+        labels[data.val_index],
+        seed=seed,
+    )
+    return judge, data
+
+
+def _kjv_vocab() -> tuple[set[str], Any]:
+    from engine.training.recipes import KJV_VALIDATION_BOOKS, kjv_data, kjv_verses
+
+    vocab = corpus_vocabulary([text for book, text in kjv_verses() if book not in KJV_VALIDATION_BOOKS])
+    return vocab, kjv_data
+
+
+def _sample_all(
+    model, steps: int, num: int, seed: int, batch: int
+) -> tuple[torch.Tensor, list[int], list[int], float]:
+    tokens, nfe, idle = [], [], []
+    started = time.perf_counter()
+    for i, start in enumerate(range(0, num, batch)):
+        n = min(batch, num - start)
+        result = sample(model, SampleRequest(num_samples=n, steps=steps, seed=seed + i))
+        tokens.append(result.tokens)
+        nfe += result.nfe
+        idle += result.idle_steps
+    return torch.cat(tokens), nfe, idle, time.perf_counter() - started
+
+
+def run(args: dict[str, Any]) -> dict[str, Any]:
+    """Measure every model at every NFE; ``args``: models, nfe, num, seed, batch, eval_passes."""
+    names = list(args.get("models") or DEFAULT_MODELS)
+    targets = [int(v) for v in (args.get("nfe") or DEFAULT_NFE)]
+    num, seed = int(args.get("num", 256)), int(args.get("seed", 0))
+    batch = int(args.get("batch", 64))
+    judge = vocab = digits = None
+    rows: list[dict[str, Any]] = []
+    models: list[dict[str, Any]] = []
+    text_reference: dict[int, dict[str, Any]] = {}  # seq_len -> the held-out books' own scores
+    for name in names:
+        model, info = load_model(resolve_model(name))
+        cfg = model.config
+        if cfg.modality == "image":
+            if judge is None:
+                judge, digits = _digits_judge(seed)
+            data = digits
+        else:
+            if vocab is None:
+                vocab, make_kjv = _kjv_vocab()
+            data = make_kjv(cfg.seq_len)
+            if cfg.seq_len not in text_reference:  # the ceiling: real held-out passages, judged alike
+                real = [tokens_to_text(torch.as_tensor(data.tokens[i])) for i in data.val_index[:num]]
+                text_reference[cfg.seq_len] = {"seq_len": cfg.seq_len, **text_quality(real, vocab)}
+        bound = evaluate(model, data, passes=int(args.get("eval_passes", 4)), seed=seed)
+        models.append(
+            {
+                "model": name,
+                "ell": cfg.ell,
+                "parameters": model.num_parameters(),
+                "valid_bound_bits_per_dim": bound.bits_per_dim,
+                "stderr_bits_per_dim": bound.stderr_bits_per_dim,
+                "eval_items": bound.items,
+                "eval_how": bound.how,
+            }
+        )
+        subtokens = cfg.ell * cfg.seq_length
+        for target in targets:
+            try:
+                steps, reachable = steps_for_nfe(target, subtokens), True
+            except ValueError:  # MDM cannot make that many calls: run 4x the steps, report what it made
+                steps, reachable = 4 * target, False
+            tokens, nfe, idle, seconds = _sample_all(model, steps, num, seed, batch)
+            row: dict[str, Any] = {
+                "model": name,
+                "ell": cfg.ell,
+                "target_nfe": target,
+                "target_reachable": reachable,
+                "steps": steps,
+                "mean_nfe": float(np.mean(nfe)),
+                "mean_idle_steps": float(np.mean(idle)),
+                "seconds": seconds,
+                "seconds_per_sample": seconds / num,
+            }
+            if cfg.modality == "image":
+                row.update(judge.score(tokens.numpy()))
+            else:
+                row.update(text_quality([tokens_to_text(t) for t in tokens], vocab))
+            rows.append(row)
+    out: dict[str, Any] = {
+        "models": models,
+        "rows": rows,
+        "num_samples": num,
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+    }
+    if judge is not None:
+        out["digits_judge"] = {"val_accuracy": judge.val_accuracy, "real_vs_real_frechet": judge.floor()}
+    if text_reference:
+        out["text_reference"] = list(text_reference.values())
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain-text tables of :func:`run`'s result."""
+    lines = ["model            ell  valid bound (bits/dim)  items"]
+    for m in result["models"]:
+        lines.append(
+            f"{m['model']:<16} {m['ell']:>3}  {m['valid_bound_bits_per_dim']:.4f} ± "
+            f"{m['stderr_bits_per_dim']:.4f}        {m['eval_items']}"
+        )
+    if "digits_judge" in result:
+        j = result["digits_judge"]
+        lines.append(
+            f"digit classifier: held-out accuracy {j['val_accuracy']:.3f}; "
+            f"real-vs-real Fréchet distance (floor) {j['real_vs_real_frechet']:.2f}"
+        )
+    for ref in result.get("text_reference", ()):
+        lines.append(
+            f"real held-out {ref['seq_len']}-byte passages ({ref['passages']}): in-vocabulary words "
+            f"{ref['in_vocabulary_share']:.3f}, well-formed lines {ref['well_formed_line_share']:.3f}"
+        )
+    lines.append("")
+    lines.append("model            NFE  steps  mean NFE  idle  s/sample  quality")
+    for r in result["rows"]:
+        if "mean_confidence" in r:
+            q = (
+                f"confidence {r['mean_confidence']:.3f}, confident {r['confident_share']:.2f}, "
+                f"FD {r['frechet_distance']:.2f}, class entropy {r['class_balance_entropy_bits']:.2f} bits"
+            )
+        else:
+            q = (
+                f"in-vocabulary words {r['in_vocabulary_share']:.3f}, "
+                f"well-formed lines {r['well_formed_line_share']:.3f}"
+            )
+        mark = " " if r["target_reachable"] else "*"
+        lines.append(
+            f"{r['model']:<16} {r['target_nfe']:>3}  {r['steps']:>5}  {r['mean_nfe']:>7.1f}{mark}  "
+            f"{r['mean_idle_steps']:>4.1f}  {r['seconds_per_sample']:>8.4f}  {q}"
+        )
+    if any(not r["target_reachable"] for r in result["rows"]):
+        lines.append(
+            "* this NFE cannot be reached with caching (at most one call per sub-token): "
+            "sampled with 4x the steps, mean NFE as measured"
+        )
+    return "\n".join(lines)

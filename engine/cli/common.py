@@ -1,0 +1,106 @@
+"""What every ``prime`` sub-command shares: one-line errors, ``--json`` output and number formats.
+
+Each command module of :mod:`engine.cli` imports this one at the top; it imports nothing of the
+CLI's own, so no command module needs another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, NoReturn
+
+from engine.bench.report import table
+from engine.files.library import resolve_model
+from engine.training.checkpoint import model_path_for
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "CliError",
+    "Parser",
+    "add_common_flags",
+    "common_parser",
+    "emit",
+    "human_count",
+    "human_size",
+    "one_line",
+    "resolve_model_path",
+    "table",
+]
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A usage error: printed as one ``error: ...`` line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line (raised, so ``main`` prints them)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the usage error as :class:`CliError` instead of exiting."""
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    """Print ``payload`` as one JSON object with ``--json``, else the human-readable ``text``."""
+    if getattr(args, "json", False):
+        print(json.dumps(payload, sort_keys=False, default=str))
+    elif text:
+        print(text)
+
+
+def human_size(num_bytes: int) -> str:
+    """``1.2 MB``: a byte count for people (powers of 1000)."""
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_count(count: int) -> str:
+    """``1.23 M``, ``4.5 k``: a count for people."""
+    if count >= 1_000_000:
+        return f"{count / 1e6:.2f} M"
+    if count >= 1_000:
+        return f"{count / 1e3:.1f} k"
+    return str(count)
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """The parent parser with ``--json`` and ``--debug``, shared by every sub-command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object (machine-readable)")
+    common.add_argument("--debug", action="store_true", help="show the traceback on errors")
+    return common
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` the ``--json`` and ``--debug`` flags unless it has them already."""
+    for flag, action in (("--json", "JSON output"), ("--debug", "show the traceback on errors")):
+        if flag not in parser._option_string_actions:
+            parser.add_argument(flag, action="store_true", help=action)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as the one line ``prime`` prints after ``error:`` (unexpected ones say so)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (CliError, ValueError, OSError)):
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+            text = f"{exc.filename}: {text}"
+        return text
+    return f"{type(exc).__name__}: {text} (unexpected; rerun with --debug for the traceback)"
+
+
+def resolve_model_path(name: str) -> Path:
+    """A model file path: as given, with ``.safetensors`` appended (as ``--out`` does), or by library name."""
+    for candidate in (Path(name).expanduser(), model_path_for(name)):
+        if candidate.is_file():
+            return candidate
+    return resolve_model(name)

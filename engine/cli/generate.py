@@ -1,0 +1,314 @@
+"""``prime generate``: sample from a model and write a PNG grid or a text file (and a GIF).
+
+The PNG carries the model, seed and every sampler setting as text chunks, so a picture says how
+it was made. ``--json`` prints one object with steps, nfe and idle_steps per sample, seconds and
+the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from engine.api import REVEAL_MODES, CancelToken, SampleRequest, SampleResult, SampleStep
+from engine.cli.common import emit
+from engine.cli.conditions import conditioning_summary, image_condition_from_flags, text_condition_from_flags
+from engine.device import pick_device
+from engine.files.convert import tokens_to_images, tokens_to_text
+from engine.files.library import resolve_model
+from engine.files.media import auto_scale, frame_steps, grid, save_gif, save_png, state_to_rgb, text_frame
+from engine.files.modelfile import ModelInfo, app_version, load_model
+from engine.sampling import iter_sample
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``generate`` on the ``prime`` sub-command parser."""
+    p = sub.add_parser(
+        "generate",
+        parents=[common],
+        help="sample images (PNG grid) or text (.txt)",
+        description="Sample from a model. Image models write a PNG grid, text models a text file.",
+    )
+    p.add_argument("--model", required=True, help="library name or path of a .safetensors model")
+    p.add_argument("--out", required=True, help="output file: .png for image models, e.g. .txt for text")
+    p.add_argument("--steps", type=int, default=64, help="denoising steps T (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num", type=int, default=1, help="number of samples (default 1)")
+    p.add_argument("--temperature", type=float, default=1.0, help="temperature at t=1 (default 1)")
+    p.add_argument("--temperature-end", type=float, help="temperature at t=0 (linear in t); default constant")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1] (1 = off)")
+    p.add_argument("--reveal", choices=REVEAL_MODES, default="joint", help="how masked digits are drawn")
+    p.add_argument(
+        "--corrector", type=float, default=0.0, help="fraction of digits re-masked per step (0 = off)"
+    )
+    p.add_argument("--time-warp", type=float, default=1.0, help="time grid t_k = (k/T)**warp (default 1)")
+    p.add_argument("--no-cache", action="store_true", help="call the network on idle steps too")
+    p.add_argument("--prompt", help="text models: fixed text at the start")
+    p.add_argument("--suffix", help="text models: fixed text after the generated span (infilling)")
+    p.add_argument(
+        "--length",
+        type=int,
+        help="text models: tokens to generate after the prompt (default: fill the sequence); "
+        "the suffix follows them and the output is trimmed to prompt + length + suffix",
+    )
+    p.add_argument("--image", help="image models: start from this picture (resized to the model's size)")
+    p.add_argument(
+        "--keep-digits",
+        type=int,
+        help="with --image: keep the K most significant digits of every pixel and regenerate the rest "
+        "('keep the coarse image, regenerate the detail'; needs ell > K)",
+    )
+    p.add_argument(
+        "--inpaint",
+        metavar="X,Y,W,H",
+        help="with --image: regenerate this box (pixels) and keep everything outside it; "
+        "with --keep-digits the box keeps its high digits",
+    )
+    p.add_argument("--trajectory", help="also write an animated GIF of the denoising (.gif)")
+    p.add_argument("--scale", type=int, help="image upscale factor for the PNG/GIF (default: auto)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.set_defaults(run=run_generate)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_outputs(args: argparse.Namespace, modality: str) -> tuple[Path, Path | None]:
+    out = Path(args.out).expanduser()
+    if modality == "image" and out.suffix.lower() != ".png":
+        raise ValueError(f"image models write PNG: --out must end in .png, got {str(out)!r}")
+    if modality == "text" and out.suffix.lower() in (".png", ".gif", ".jpg", ".jpeg", ".safetensors"):
+        raise ValueError(
+            f"text models write text: give --out a text file name (e.g. story.txt), got {str(out)!r}"
+        )
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a folder; give a file name")
+    gif = None
+    if args.trajectory is not None:
+        gif = Path(args.trajectory).expanduser()
+        if gif.suffix.lower() != ".gif":
+            raise ValueError(f"--trajectory must end in .gif, got {str(gif)!r}")
+    if args.scale is not None and not 1 <= args.scale <= 64:
+        raise ValueError(f"--scale must be in 1..64, got {args.scale}")
+    return out, gif
+
+
+# --------------------------------------------------------------------------- running
+
+
+def drive(
+    gen: Generator[SampleStep, None, SampleResult], cancel: CancelToken, progress: bool
+) -> SampleResult:
+    """Drain a sampling generator; Ctrl-C cancels it cooperatively (the partial result is kept)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_interrupt(signum: int, frame: Any) -> None:
+            cancel.cancel()
+            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C aborts at once
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if progress:
+                print(f"\rstep {step.step}/{step.steps}", end="", file=sys.stderr, flush=True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if progress:
+            print(file=sys.stderr)
+
+
+def png_text(
+    info: ModelInfo, request: SampleRequest, result: SampleResult, extra: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The settings a PNG carries as text chunks (``extra``: conditioning flags)."""
+    settings = request.to_dict()
+    chunks = {
+        "Software": f"Prime Studio {app_version()}",
+        "model": info.name,
+        "model_path": str(info.path),
+        "app_version": app_version(),
+        "seed": str(request.seed),
+        "steps": str(request.steps),
+        "num_samples": str(request.num_samples),
+        "nfe": ",".join(str(v) for v in result.nfe),
+        "idle_steps": ",".join(str(v) for v in result.idle_steps),
+        "cancelled": str(result.cancelled).lower(),
+    }
+    for key in (
+        "temperature",
+        "temperature_end",
+        "top_k",
+        "top_p",
+        "reveal",
+        "cache",
+        "corrector",
+        "time_warp",
+    ):
+        chunks[key] = str(settings[key])
+    for key, value in (extra or {}).items():
+        chunks[key] = str(value)
+    chunks["prime-settings"] = json.dumps(
+        {"model": info.name, "app_version": app_version(), **settings, **(extra or {})}
+    )
+    return chunks
+
+
+def _write_text(out: Path, texts: list[str], seed: int) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if len(texts) == 1:
+        body = texts[0]
+    else:
+        body = "\n\n".join(
+            f"=== sample {i + 1} of {len(texts)} (seed {seed}) ===\n{t}" for i, t in enumerate(texts)
+        )
+    out.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """``prime generate``."""
+    path = resolve_model(args.model)
+    device = pick_device(args.device or "cpu")
+    load_started = time.perf_counter()
+    model, info = load_model(path, device=device)
+    load_seconds = time.perf_counter() - load_started
+    cfg = info.config
+    out, gif = _check_outputs(args, cfg.modality)
+    condition, shown = None, cfg.seq_length
+    if cfg.modality == "text":
+        given = [
+            flag
+            for flag, v in (
+                ("--image", args.image),
+                ("--keep-digits", args.keep_digits),
+                ("--inpaint", args.inpaint),
+            )
+            if v is not None
+        ]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to image models; {info.name!r} is a text model")
+        condition, shown = text_condition_from_flags(args, model, info)
+    else:
+        given = [
+            flag
+            for flag, v in (("--prompt", args.prompt), ("--suffix", args.suffix), ("--length", args.length))
+            if v is not None
+        ]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to text models; {info.name!r} is an image model")
+        condition = image_condition_from_flags(args, model, info)
+    request = SampleRequest(
+        num_samples=args.num,
+        steps=args.steps,
+        seed=args.seed,
+        temperature=args.temperature,
+        temperature_end=args.temperature_end,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        reveal=args.reveal,
+        cache=not args.no_cache,
+        corrector=args.corrector,
+        time_warp=args.time_warp,
+        preview_every=args.steps,
+        condition=condition,
+    )
+    if args.top_k > cfg.num_classes:
+        raise ValueError(f"--top-k must be in 0..{cfg.num_classes} (C of this model), got {args.top_k}")
+    cancel = CancelToken()
+    progress = not args.json and sys.stderr.isatty()
+    result = drive(iter_sample(model, request, cancel), cancel, progress)
+    outputs: list[dict[str, Any]] = []
+    texts: list[str] | None = None
+    if cfg.modality == "image":
+        outputs.append(_write_images(out, info, request, result, args.scale, conditioning_summary(args)))
+    else:
+        texts = [tokens_to_text(row[:shown]) for row in result.tokens]
+        _write_text(out, texts, request.seed)
+        outputs.append({"kind": "text", "path": str(out), "texts": texts})
+        if gif is not None:
+            outputs.append(_write_text_gif(gif, model, result, shown))
+    if gif is not None and cfg.modality == "image":
+        outputs.append(_write_image_gif(gif, info, model, result, args.scale))
+    payload = {
+        "model": info.name,
+        "model_path": str(info.path),
+        "modality": cfg.modality,
+        "device": str(device),
+        "seed": request.seed,
+        "num_samples": request.num_samples,
+        "steps": request.steps,
+        "steps_done": result.steps_done,
+        "cancelled": result.cancelled,
+        "nfe": result.nfe,
+        "idle_steps": result.idle_steps,
+        "seconds": round(result.seconds, 4),
+        "load_seconds": round(load_seconds, 4),
+        "settings": request.to_dict(),
+        "conditioning": conditioning_summary(args),
+        "outputs": outputs,
+    }
+    if texts is not None:
+        payload["texts"] = texts
+    summary = (
+        f"{'text' if texts is not None else 'images'}: {', '.join(o['path'] for o in outputs)}  "
+        f"({request.num_samples} sample(s), {result.steps_done}/{request.steps} steps, "
+        f"NFE {_span(result.nfe)}, idle steps {_span(result.idle_steps)}, {result.seconds:.2f} s)"
+    )
+    text = summary if texts is None else "\n".join([*texts, summary])
+    if result.cancelled:
+        text += "\ninterrupted: wrote the partial result"
+    emit(args, payload, text)
+    return 130 if result.cancelled else 0
+
+
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _write_images(
+    out: Path,
+    info: ModelInfo,
+    request: SampleRequest,
+    result: SampleResult,
+    scale: int | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    cfg = info.config
+    images = tokens_to_images(result.tokens, cfg)  # (N, H, W, channels) uint8
+    factor = scale or auto_scale(cfg.height, cfg.width)
+    save_png(out, grid(images, scale=factor), png_text(info, request, result, extra))
+    return {"kind": "image_grid", "path": str(out), "scale": factor}
+
+
+def _write_image_gif(
+    gif: Path, info: ModelInfo, model: Any, result: SampleResult, scale: int | None
+) -> dict[str, Any]:
+    cfg = info.config
+    factor = scale or auto_scale(cfg.height, cfg.width)
+    traj = result.trajectory
+    steps = frame_steps(result.steps_done)
+    frames = [grid(state_to_rgb(traj.state_at(k), cfg, model.codec), scale=factor) for k in steps]
+    save_gif(gif, frames)
+    return {"kind": "trajectory", "path": str(gif), "frames": len(frames), "steps_shown": steps}
+
+
+def _write_text_gif(gif: Path, model: Any, result: SampleResult, shown: int) -> dict[str, Any]:
+    traj = result.trajectory
+    steps = frame_steps(result.steps_done)
+    frames = [text_frame(traj.state_at(k)[:, :shown], model.codec) for k in steps]
+    save_gif(gif, frames)
+    return {"kind": "trajectory", "path": str(gif), "frames": len(frames), "steps_shown": steps}

@@ -1,0 +1,268 @@
+"""``prime init``, ``info``, ``models``, ``import`` and ``remove``: model files and the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.cli.common import CliError, emit, human_count, human_size, table
+from engine.config import MODALITIES, SCHEDULES, SIZES, ModelConfig
+from engine.files.library import (
+    MODEL_SUFFIX,
+    bundled_models_dir,
+    import_model,
+    list_models,
+    remove_model,
+    resolve_model,
+    user_models_dir,
+)
+from engine.files.modelfile import ModelInfo, load_model, read_model_info, save_model
+
+
+def describe_config(cfg: ModelConfig) -> str:
+    """One line about the data side of a config: modality, shape, C, ell and base."""
+    if cfg.modality == "image":
+        shape = f"image {cfg.height}x{cfg.width}x{cfg.channels}"
+    else:
+        shape = f"text ({cfg.tokenizer}) of {cfg.seq_len} tokens"
+    return f"{shape}, C={cfg.num_classes}, ell={cfg.ell} (base {cfg.base})"
+
+
+def format_info(info: ModelInfo) -> str:
+    """Human-readable ``prime info`` text."""
+    cfg = info.config
+    lines = [
+        f"name:       {info.name}",
+        f"path:       {info.path}",
+        f"data:       {describe_config(cfg)}",
+        f"tokens:     L={cfg.seq_length}, {cfg.seq_length * cfg.ell} sub-tokens",
+        f"backbone:   transformer d_model={cfg.d_model} n_layers={cfg.n_layers} n_heads={cfg.n_heads} "
+        f"mlp_ratio={cfg.mlp_ratio} positions={cfg.positions} "
+        f"({human_count(info.num_parameters)} parameters)",
+        f"schedule:   {cfg.schedule}"
+        + (f" (power {cfg.schedule_power:g})" if cfg.schedule == "polynomial" else ""),
+        f"file:       {human_size(info.file_size)}, format version {info.format_version}",
+    ]
+    if cfg.permutation is not None:
+        lines.append("shuffling:  token ids permuted before encoding (Prime-v2)")
+    bound = metric_summary(info.card)
+    if bound:
+        lines.append(f"metric:     {bound}")
+    lines.append("card:")
+    for key in sorted(info.card):
+        lines.append(f"  {key}: {_short(info.card[key])}")
+    return "\n".join(lines)
+
+
+def metric_summary(card: dict[str, Any]) -> str:
+    """The card's valid bound as one line (``""`` when the card has none)."""
+    metrics = card.get("metrics")
+    bound = metrics.get("valid_bound") if isinstance(metrics, dict) else None
+    if not isinstance(bound, dict) or "bits_per_dim" not in bound:
+        return ""
+    text = f"valid bound {bound['bits_per_dim']:.4g}"
+    if isinstance(bound.get("stderr_bits_per_dim"), (int, float)):
+        text += f" +- {bound['stderr_bits_per_dim']:.2g}"
+    text += " bits/dim"
+    if isinstance(bound.get("perplexity"), (int, float)):
+        text += f", perplexity <= {bound['perplexity']:.4g}"
+    where = [str(bound[k]) for k in ("split",) if bound.get(k)]
+    if bound.get("items"):
+        where.append(f"{bound['items']} items")
+    return text + (f" ({', '.join(where)})" if where else "")
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    """A card value on one line, long JSON cut (``--json`` shows everything)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- init / info / models
+
+
+def _given(value: Any, default: Any) -> Any:
+    """The flag's value when it was given (0 included, so the config can refuse it), else the default."""
+    return default if value is None else value
+
+
+def _init_config(args: argparse.Namespace) -> ModelConfig:
+    d_model, n_layers, n_heads = SIZES[args.size]
+    fields: dict[str, Any] = {
+        "modality": args.modality,
+        "num_classes": args.classes if args.classes is not None else 256,
+        "ell": args.ell,
+        "d_model": _given(args.d_model, d_model),
+        "n_layers": _given(args.n_layers, n_layers),
+        "n_heads": _given(args.n_heads, n_heads),
+        "mlp_ratio": args.mlp_ratio,
+        "schedule": args.schedule,
+        "schedule_power": args.schedule_power,
+    }
+    image_flags = {"--height": args.height, "--width": args.width, "--channels": args.channels}
+    if args.modality == "image":
+        if args.seq_len is not None:
+            raise CliError("--seq-len is for text models; image models take --height, --width, --channels")
+        height = _given(args.height, 16)
+        fields.update(height=height, width=_given(args.width, height), channels=_given(args.channels, 1))
+    else:
+        given = [flag for flag, value in image_flags.items() if value is not None]
+        if given:
+            raise CliError(f"{', '.join(given)} are for image models; text models take --seq-len")
+        fields["seq_len"] = _given(args.seq_len, 128)
+    return ModelConfig(**fields)
+
+
+def _output_path(args: argparse.Namespace) -> Path:
+
+    if args.name is not None:
+        if not args.name or any(ch in args.name for ch in "/\\") or args.name.startswith("."):
+            raise CliError(f"--name {args.name!r} is not a valid model name (no slashes, no leading dot)")
+        target = user_models_dir() / f"{args.name}{MODEL_SUFFIX}"
+    else:
+        target = Path(args.out).expanduser()
+        if target.suffix != MODEL_SUFFIX:
+            raise CliError(f"--out must end in {MODEL_SUFFIX}, got {str(target)!r}")
+    if target.exists() and not args.force:
+        raise CliError(f"{target} already exists; pass --force to overwrite it")
+    return target
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``prime init``: save a randomly initialised model."""
+    import torch
+
+    from engine.models import PrimeModel
+
+    cfg = _init_config(args)
+    target = _output_path(args)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        model = PrimeModel(cfg)
+    card = {
+        "description": args.description or "randomly initialised, untrained",
+        "dataset": None,
+        "steps": 0,
+        "metrics": {},
+        "parent": None,
+        "init_seed": args.seed,
+        "size": args.size,
+    }
+    save_model(target, model, card)
+    info = read_model_info(target)
+    emit(args, info.to_dict(), f"created {target}\n{format_info(info)}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``prime info MODEL``: what a model file says about itself."""
+    info = read_model_info(resolve_model(args.model))
+    if args.check:
+        load_model(info.path)  # validates every tensor; raises ModelFileError
+    emit(args, info.to_dict(), format_info(info))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``prime models``: bundled and user models (broken files listed with their error)."""
+    entries = list_models()
+    payload = {
+        "bundled_dir": str(bundled_models_dir()),
+        "user_dir": str(user_models_dir()),
+        "models": [entry.to_dict() for entry in entries],
+    }
+    rows = [("NAME", "WHERE", "MODEL", "PARAMS", "SIZE", "TRAINING")]
+    for entry in entries:
+        where = "bundled" if entry.bundled else "user"
+        if entry.info is None:
+            rows.append((entry.name, where, f"BROKEN: {entry.error}", "", "", ""))
+            continue
+        info = entry.info
+        rows.append(
+            (
+                entry.name,
+                where,
+                describe_config(info.config),
+                human_count(info.num_parameters),
+                human_size(info.file_size),
+                training_summary(info.card),
+            )
+        )
+    if len(rows) == 1:
+        text = f"no models yet; create one with 'prime init' (user models live in {user_models_dir()})"
+    else:
+        text = table(rows)
+    emit(args, payload, text)
+    return 0
+
+
+def training_summary(card: dict[str, Any]) -> str:
+    """``untrained`` or ``N steps`` from a model card (training cards nest it under ``training``)."""
+    training = card.get("training")
+    steps = training.get("steps") if isinstance(training, dict) else card.get("steps")
+    if not steps:
+        return "untrained" if not card.get("metrics") else "trained"
+    return f"{steps} steps"
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``prime import PATH``: validate a model file and copy it into the user library."""
+    target = import_model(args.path, name=args.name)
+    info = read_model_info(target)
+    emit(args, info.to_dict(), f"imported {args.path} as {info.name!r} ({target})")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """``prime remove NAME``: delete a user model."""
+    path = remove_model(args.name)
+    emit(args, {"removed": args.name, "path": str(path)}, f"removed {args.name} ({path})")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def add_init_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``init`` on the ``prime`` sub-command parser."""
+    p = sub.add_parser("init", parents=[common], help="create a randomly initialised model")
+    p.add_argument("--modality", choices=MODALITIES, default="image")
+    p.add_argument("--size", choices=sorted(SIZES), default="small", help="backbone size preset")
+    p.add_argument("--classes", type=int, help="C: levels per token (default 256; text must be 256)")
+    p.add_argument("--ell", type=int, default=1, help="sub-tokens per token (1 = plain MDM)")
+    p.add_argument("--height", type=int, help="image height (default 16)")
+    p.add_argument("--width", type=int, help="image width (default: the height)")
+    p.add_argument("--channels", type=int, help="1 (grey) or 3 (RGB); default 1")
+    p.add_argument("--seq-len", type=int, help="text length in byte tokens (default 128)")
+    p.add_argument("--d-model", type=int, help="override the preset's width")
+    p.add_argument("--n-layers", type=int, help="override the preset's depth")
+    p.add_argument("--n-heads", type=int, help="override the preset's attention heads")
+    p.add_argument("--mlp-ratio", type=int, default=4)
+    p.add_argument("--schedule", choices=SCHEDULES, default="linear")
+    p.add_argument("--schedule-power", type=float, default=3.0, help="exponent of the polynomial schedule")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
+    p.add_argument("--description", help="free text stored in the model card")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="model file to write (.safetensors)")
+    where.add_argument("--name", help="save into your model library under this name")
+    p.set_defaults(run=cmd_init)
+
+
+def add_library_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``info``, ``models``, ``import`` and ``remove``."""
+    p = sub.add_parser("info", parents=[common], help="show a model's config and card")
+    p.add_argument("model", help="library name or path of a .safetensors model")
+    p.add_argument("--check", action="store_true", help="also load and validate every weight")
+    p.set_defaults(run=cmd_info)
+    p = sub.add_parser("models", parents=[common], help="list bundled and user models")
+    p.set_defaults(run=cmd_models)
+    p = sub.add_parser("import", parents=[common], help="copy a model file into your library")
+    p.add_argument("path", help="a .safetensors model file")
+    p.add_argument("--name", help="library name (default: the file name)")
+    p.set_defaults(run=cmd_import)
+    p = sub.add_parser("remove", parents=[common], help="delete a model from your library")
+    p.add_argument("name", help="library name of a user model")
+    p.set_defaults(run=cmd_remove)

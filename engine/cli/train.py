@@ -1,0 +1,280 @@
+"""``prime train``: train or fine-tune a model on a folder of images or text, or retrain a recipe.
+
+``prime train --data PATH --out MODEL`` trains a new model (``--modality/--size/...``; the
+modality and image channels are guessed from the data when not given) or fine-tunes one
+(``--from MODEL``: its config decides the preprocessing). A progress bar with ETA goes to
+stderr; ``--json`` prints one JSON object per event on stdout instead. Ctrl-C once cancels
+cleanly (a checkpoint is written; ``--resume`` continues), twice aborts. ``--dry-run`` prints the
+pre-flight report and trains nothing. ``--recipe NAME`` retrains a bundled model from
+:mod:`engine.training.recipes` (flags override its settings). Under ``torchrun`` only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from engine.api import CancelToken
+from engine.cli.common import resolve_model_path
+from engine.config import SIZES, ModelConfig
+from engine.data import DataError, preflight
+from engine.data.files import scan
+from engine.files.convert import tokens_to_images
+from engine.files.media import auto_scale, grid, save_png
+from engine.files.modelfile import read_model_info
+from engine.training.config import LR_SCHEDULES, TRAIN_OBJECTIVES, TrainConfig
+from engine.training.events import TrainSummary
+from engine.training.loop import iter_train
+from engine.training.progress import Progress
+from engine.training.recipes import get_recipe
+
+DEFAULT_ELL = 2  # Prime's recommended setting for 8-bit data (PRIME.md §6: l = 2 beat MDM on CIFAR-10)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``prime train``."""
+    p = subparsers.add_parser("train", help="train or fine-tune a model on a folder of images or text")
+    p.add_argument("--data", help="image folder, or a .txt/.md file or folder (not with --recipe)")
+    p.add_argument("--out", required=True, help="model file to write (.safetensors appended if missing)")
+    p.add_argument(
+        "--from", dest="parent", metavar="MODEL", help="fine-tune this model (library name or path)"
+    )
+    p.add_argument("--recipe", help="retrain a bundled model from its recipe (its data, model, settings)")
+    g = p.add_argument_group("new model (ignored with --from)")
+    g.add_argument("--modality", choices=("image", "text"), help="default: guessed from the data")
+    g.add_argument("--size", default="small", help="backbone preset: tiny, small or base")
+    g.add_argument("--height", type=int, default=32, help="image height (default 32)")
+    g.add_argument("--width", type=int, help="image width (default: the height)")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="1 grey or 3 RGB (default: from the data)")
+    g.add_argument("--levels", type=int, default=256, help="image levels C (default 256)")
+    g.add_argument("--seq-len", type=int, default=128, help="text bytes per sequence (default 128)")
+    g.add_argument(
+        "--ell", type=int, default=DEFAULT_ELL, help=f"sub-tokens per token (default {DEFAULT_ELL})"
+    )
+    g.add_argument("--d-model", type=int, help="override the preset's width")
+    g.add_argument("--n-layers", type=int, help="override the preset's depth")
+    g.add_argument("--n-heads", type=int, help="override the preset's heads")
+    t = p.add_argument_group("training")
+    t.add_argument("--config", help="JSON file of TrainConfig settings (flags below override it)")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--warmup", type=int)
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES)
+    t.add_argument(
+        "--objective", choices=TRAIN_OBJECTIVES, help="training loss (validation is always the bound)"
+    )
+    t.add_argument("--ema", type=float, help="EMA decay, 0 = off")
+    t.add_argument("--grad-accum", type=int)
+    t.add_argument("--grad-clip", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--eval-every", type=int)
+    t.add_argument("--eval-batches", type=int)
+    t.add_argument("--preview-every", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    t.add_argument("--bf16", choices=("auto", "on", "off"), help="bf16 autocast (auto: on for CUDA)")
+    t.add_argument("--val-fraction", type=float)
+    t.add_argument("--fit", choices=("crop", "pad"), help="image resize: centre-crop or pad")
+    t.add_argument("--text-mode", choices=("pad", "pack"), help="text sequences: per document or packed")
+    t.add_argument("--max-items", type=int, help="use at most this many items")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint beside --out")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model file")
+    p.add_argument("--dry-run", action="store_true", help="print the pre-flight report; train nothing")
+    p.add_argument(
+        "--preview", metavar="PNG", help="with --dry-run on images: save a grid of preprocessed items"
+    )
+    p.add_argument(
+        "--preview-count",
+        type=int,
+        default=16,
+        help="preview items: the image grid (default 16); text shows at most 6",
+    )
+    p.add_argument("--json", action="store_true", help="JSON lines of events on stdout")
+    p.add_argument("--debug", action="store_true", help="show the traceback on errors")
+    p.set_defaults(run=run_train)
+    return p
+
+
+# --------------------------------------------------------------------------- configs from flags
+
+_FLAG_KEYS = (
+    "steps",
+    "batch_size",
+    "lr",
+    "warmup",
+    "lr_schedule",
+    "objective",
+    "ema",
+    "grad_accum",
+    "grad_clip",
+    "weight_decay",
+    "checkpoint_every",
+    "eval_every",
+    "eval_batches",
+    "preview_every",
+    "seed",
+    "device",
+    "val_fraction",
+    "fit",
+    "text_mode",
+    "max_items",
+)
+
+
+def train_config_from_args(args: argparse.Namespace, start: TrainConfig | None = None) -> TrainConfig:
+    """TrainConfig from ``start`` (a recipe's) or ``--config`` (if any), overridden by explicit flags."""
+    base: dict[str, Any] = start.to_dict() if start is not None else {}
+    if args.config:
+        try:
+            base = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read --config {args.config}: {exc}") from None
+    for key in _FLAG_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            base[key] = value
+    if args.bf16 is not None:
+        base["bf16"] = {"auto": None, "on": True, "off": False}[args.bf16]
+    return TrainConfig.from_dict(base)
+
+
+def _guess_modality(path: str) -> str:
+    s = scan(path)
+    return "text" if len(s.texts) > len(s.images) else "image"
+
+
+def _guess_channels(path: str, limit: int = 32) -> int:
+    """3 if any of the first ``limit`` images is in colour (read from headers only), else 1."""
+    s = scan(path)
+    for rel in s.images[:limit]:
+        try:
+            with Image.open(s.full(rel)) as im:
+                if im.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
+                    return 3
+        except Exception:  # unreadable files are reported by the pre-flight check
+            continue
+    return 1
+
+
+def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
+    """A new model's config from the flags (modality and channels guessed from --data if absent)."""
+    sizes = SIZES
+    if args.size not in sizes:
+        raise ValueError(f"--size must be one of {', '.join(sorted(sizes))}, got {args.size!r}")
+    d_model, n_layers, n_heads = sizes[args.size]
+    modality = args.modality or _guess_modality(args.data)
+    common = {
+        "ell": args.ell,
+        "d_model": args.d_model or d_model,
+        "n_layers": args.n_layers or n_layers,
+        "n_heads": args.n_heads or n_heads,
+    }
+    if modality == "text":
+        return ModelConfig(modality="text", num_classes=256, seq_len=args.seq_len, **common)
+    return ModelConfig(
+        modality="image",
+        num_classes=args.levels,
+        height=args.height,
+        width=args.width or args.height,
+        channels=args.channels or _guess_channels(args.data),
+        **common,
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``prime train``; returns 0 (done), 130 (cancelled with a checkpoint); errors raise ValueError."""
+    card: dict[str, Any] | None = None
+    if args.recipe:
+        if args.data or args.parent:
+            raise ValueError("--recipe brings its own data and model; drop --data and --from")
+        recipe = get_recipe(args.recipe)
+        cfg = train_config_from_args(args, recipe.train)
+        mcfg = model = recipe.model
+        data: Any = recipe.data()
+        card = recipe.card()
+    else:
+        if not args.data:
+            raise ValueError("--data is required (a folder of images, or .txt/.md text), or use --recipe")
+        data = args.data
+        cfg = train_config_from_args(args)
+        if args.parent:
+            model = resolve_model_path(args.parent)
+            mcfg = read_model_info(model).config
+        else:
+            mcfg = model = model_config_from_args(args)
+    rank = int(os.environ.get("RANK", "0"))
+    if args.dry_run:
+        if args.recipe:
+            raise ValueError("--dry-run checks a --data path; a recipe's data is built in code")
+        shown = args.preview_count if mcfg.modality == "image" else min(args.preview_count, 6)
+        report = preflight(args.data, mcfg, cfg.data_options(), preview=max(1, shown))
+        if args.preview and report.ok:
+            _save_preview(args.preview, report, mcfg)
+        if args.json:
+            print(json.dumps({"kind": "preflight", **report.to_dict()}))
+        else:
+            print(report.summary())
+        if not report.ok:
+            raise DataError(report.problem)
+        return 0
+    cancel = CancelToken()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        if rank == 0:
+            print("\ncancelling after this step (Ctrl-C again to abort)...", file=sys.stderr)
+
+    show = Progress()
+    gen = iter_train(model, cfg, data, args.out, cancel, resume=args.resume, overwrite=args.force, card=card)
+    summary: TrainSummary | None = None
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                summary = stop.value
+                break
+            if rank != 0:
+                continue
+            if args.json:
+                print(json.dumps(ev.to_dict()), flush=True)
+            else:
+                show(ev)
+    finally:
+        gen.close()
+        try:
+            signal.signal(signal.SIGINT, previous)
+        except ValueError:
+            pass
+    assert summary is not None
+    if rank == 0 and args.json:
+        print(json.dumps({"kind": "summary", **summary.to_dict()}), flush=True)
+    return 130 if summary.cancelled else 0
+
+
+def _save_preview(path: str, report: Any, config: ModelConfig) -> None:
+    """A PNG grid of the report's preprocessed items (images only)."""
+    if config.modality != "image":
+        raise ValueError("--preview draws images; for text the report prints the preview")
+    images = tokens_to_images(report.preview_tokens, config)  # (k, H, W, ch)
+    scale = auto_scale(config.height, config.width)
+    save_png(path, grid(images, scale=scale), {"prime-preflight": ", ".join(report.preview_sources)})

@@ -1,0 +1,213 @@
+"""The Train tab's data side: choose data (dialog or drop), run the pre-flight check, show it.
+
+Also the size estimate and the speed probe. A mixin of :class:`studio.train.panel.TrainingPanel`
+(it uses the panel's ``form``, ``view``, ``bridge`` and ``w``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QFileDialog
+
+from studio.enginelink import eng
+from studio.train.control import ACTIVE
+from studio.train.runs import (
+    PRESETS,
+    duration,
+    memory_estimate,
+    num_parameters,
+    probe_step_seconds,
+    size,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DataChecks:
+    """Data choice, pre-flight report, estimates and the speed probe."""
+
+    def _settings_changed(self) -> None:
+        self.update_estimate()
+        self.update_controls()
+        if self.form.data_path.text().strip() and self.state not in ACTIVE:
+            self._recheck.start()
+
+    def _check_later(self) -> None:
+        if not asyncio.get_event_loop().is_closed():
+            self.w.spawn(self.check_data())
+
+    def _key(self) -> str | None:
+        try:
+            mcfg, tcfg = self.form.model_config(), self.form.train_config()
+        except ValueError:
+            return None
+        path = self.form.data_path.text().strip()
+        return json.dumps([path, mcfg.to_dict(), tcfg.data_options().to_dict()], sort_keys=True)
+
+    def update_estimate(self) -> None:
+        """Parameters, measured time per step, total time and memory for the chosen settings."""
+        try:
+            mcfg = self.form.model_config()
+        except ValueError as exc:
+            self.form.estimate.setText(f"<span style='color:#c0392b'>{exc}</span>")
+            return
+        batch, steps = self.form.batch.value(), self.form.steps.value()
+        params = num_parameters(mcfg)
+        memory = size(memory_estimate(mcfg, batch, params))
+        text = f"{params / 1e6:.2f}M parameters \u00b7 memory \u2248 {memory} (estimate)"
+        key = self._speed_key(mcfg, batch)
+        if key in self.speeds and not math.isfinite(self.speeds[key]):
+            text += "<br>time: too large to probe on this machine"
+        elif key in self.speeds:
+            per = self.speeds[key]
+            text += (
+                f"<br>measured {per * 1000:.0f} ms/step \u2192 {steps} steps \u2248 {duration(per * steps)}"
+            )
+        else:
+            text += "<br>time: press \u201cMeasure speed\u201d"
+        self.form.estimate.setText(text)
+
+    @staticmethod
+    def _speed_key(mcfg: Any, batch: int) -> str:
+        return json.dumps([mcfg.to_dict(), batch], sort_keys=True)
+
+    async def measure_speed(self) -> dict[str, float]:
+        """Probe every size preset (or the model to fine-tune) on the engine thread."""
+        batch = self.form.batch.value()
+        try:
+            base = self.form.model_config()
+        except ValueError as exc:
+            self.form.speed.setText(f"cannot measure: {exc}")
+            return {}
+        if self.form.is_finetune():
+            configs = {"selected": base}
+        else:
+            configs = {
+                n: base.replace(d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads)
+                for n, p in PRESETS.items()
+            }
+
+        def work(token: Any) -> dict[str, float]:
+            return {n: probe_step_seconds(c, batch, token) for n, c in configs.items()}
+
+        self.form.speed.setText("measuring on the engine thread\u2026")
+        result = await self.bridge.submit("probe", "measure training speed", work)
+        if not result:
+            self.form.speed.setText("measurement cancelled")
+            return {}
+        for n, c in configs.items():
+            self.speeds[self._speed_key(c, batch)] = result[n]
+        parts = [
+            f"{n} {s * 1000:.0f} ms" if math.isfinite(s) else f"{n} not probed (too large to try here)"
+            for n, s in result.items()
+        ]
+        self.form.speed.setText(f"per step at batch {batch}, measured here: " + ", ".join(parts))
+        self.update_estimate()
+        return result
+
+    # ------------------------------------------------------------------ data
+    def _browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Training data folder")
+        if path:
+            self.set_data(path)
+
+    def _browse_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Training data file", "", "Text (*.txt *.md);;All files (*)"
+        )
+        if path:
+            self.set_data(path)
+
+    def set_data(self, path: str) -> None:
+        """Use ``path`` as the training data and check it."""
+        self.form.data_path.setText(path)
+        self._settings_changed()
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Accept a dropped folder or file."""
+        if event.mimeData().hasUrls() and self.state not in ACTIVE:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """A dropped folder or file becomes the training data."""
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.set_data(paths[0])
+
+    async def check_data(self, path: str | None = None) -> Any:
+        """Run the pre-flight check on the engine thread and show its report."""
+        if path is not None:
+            self.form.data_path.setText(path)
+        path = self.form.data_path.text().strip()
+        self._recheck.stop()
+        if not path:
+            self.report, self.report_key = None, None
+            self.update_controls()
+            return None
+        try:
+            mcfg, options = self.form.model_config(), self.form.train_config().data_options()
+        except ValueError as exc:
+            self.form.report_summary.setText(f"<span style='color:#c0392b'>{exc}</span>")
+            return None
+        key = self._key()
+        self._check_serial += 1
+        serial = self._check_serial
+        self.state = "checking" if self.state == "idle" else self.state
+        self.form.report_summary.setText(f"Checking {path}\u2026")
+        self.update_controls()
+        job = self.bridge.submit(
+            "preflight", f"check data {Path(path).name}", lambda _t: eng.preflight(path, mcfg, options)
+        )
+        error = None
+        try:
+            report = await job
+        except Exception as exc:  # noqa: BLE001 - a missing path or unreadable folder: shown in the panel
+            report, error = None, str(exc)
+        if serial != self._check_serial:  # a newer check superseded this one
+            return report
+        if self.state == "checking":
+            self.state = "idle"
+        self.report, self.report_key, self.report_error = report, key, error
+        self.show_report(report, mcfg, error)
+        self.update_controls()
+        return report
+
+    def show_report(self, report: Any, mcfg: Any, error: str | None = None) -> None:
+        """Counts, skipped files with reasons, statistics and the preprocessed preview."""
+        f = self.form
+        f.skipped.clear()
+        if report is None:
+            f.report_summary.setText(f"<span style='color:#c0392b'>Cannot read the data: {error}</span>")
+            f.stats.setText("")
+            return
+        head = (
+            f"<b>{report.files_found}</b> files found, <b>{report.files_used}</b> used, "
+            f"<b>{len(report.skipped)}</b> skipped \u00b7 <b>{report.items}</b> items "
+            f"({report.train_items} train, {report.val_items} validation)"
+        )
+        if report.skipped:
+            head += "<br>skipped: " + ", ".join(
+                f"{n} {r}" for r, n in sorted(report.skipped_by_reason.items())
+            )
+        if not report.ok:
+            head += f"<br><span style='color:#c0392b'><b>Cannot train:</b> {report.problem}</span>"
+        f.report_summary.setText(head)
+        for s in report.skipped:
+            f.skipped.addItem(f"{s.path} \u2014 {s.reason}" + (f" ({s.detail})" if s.detail else ""))
+        if not report.skipped:
+            f.skipped.addItem("none")
+        f.stats.setText("<br>".join(f"{k}: {v}" for k, v in report.stats.items()))
+        if self.state not in ACTIVE:
+            self.view.show_tokens(
+                report.preview_tokens,
+                mcfg,
+                f"Data preview: {len(report.preview_tokens)} items as the model will see them",
+                tuple(report.preview_text),
+            )

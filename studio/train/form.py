@@ -1,0 +1,403 @@
+"""The training panel's settings: which model (fine-tune or new), which data, how to train.
+
+Pure widgets: they hold values and say when they changed; :mod:`studio.train.panel` acts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.enginelink import eng
+from studio.train.runs import FINETUNE_DEFAULTS, PRESETS
+
+OBJECTIVES = (
+    ("masked_ce", "masked cross-entropy (default)"),
+    ("valid_bound", "valid bound (a likelihood bound)"),
+    ("surrogate", "paper's objective \u2014 surrogate (not a likelihood)"),
+)
+
+
+def _spin(lo: int, hi: int, value: int, step: int = 1, suffix: str = "") -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setSingleStep(step)
+    s.setSuffix(suffix)
+    return s
+
+
+def _dspin(lo: float, hi: float, value: float, decimals: int, step: float) -> QDoubleSpinBox:
+    s = QDoubleSpinBox()
+    s.setDecimals(decimals)
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    s.setValue(value)
+    return s
+
+
+def _combo() -> QComboBox:
+    """A combo box that can shrink below its longest item (the form lives in a narrow column)."""
+    c = QComboBox()
+    c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    c.setMinimumContentsLength(10)
+    return c
+
+
+def _note(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setObjectName("hint")
+    return label
+
+
+class TrainingForm(QWidget):
+    """Model, data and run settings in three group boxes, plus the run buttons."""
+
+    model_changed = Signal()  # geometry, preset or mode: the data must be checked again
+    data_options_changed = Signal()
+    speed_requested = Signal()
+    browse_folder = Signal()
+    browse_file = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selected: tuple[str, str, Any] | None = None  # (name, path, ModelConfig)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self._model_box())
+        layout.addWidget(self._data_box())
+        layout.addWidget(self._run_box())
+        layout.addStretch(1)
+        self.model_changed.connect(self._sync_data_rows)
+        self.apply_preset("small")
+        self._sync_modality()
+
+    # ------------------------------------------------------------------ model
+    def _model_box(self) -> QGroupBox:
+        box = QGroupBox("1 \u00b7 Model")
+        self.finetune = QRadioButton("Fine-tune the selected model")
+        self.new = QRadioButton("New model")
+        self.mode = QButtonGroup(self)
+        self.mode.addButton(self.finetune)
+        self.mode.addButton(self.new)
+        self.new.setChecked(True)
+        self.selected_label = _note("Select a model in the Models list to fine-tune it.")
+        self.preset = _combo()
+        for name, p in PRESETS.items():
+            self.preset.addItem(f"{name} \u00b7 {p.n_layers}\u00d7{p.d_model}", name)
+        self.modality = _combo()
+        self.modality.addItem("image", "image")
+        self.modality.addItem("text", "text")
+        self.height_ = _spin(2, 256, 16)
+        self.width_ = _spin(2, 256, 16)
+        self.channels = _combo()
+        self.channels.addItem("grey (1)", 1)
+        self.channels.addItem("RGB (3)", 3)
+        self.levels = _spin(2, 256, 256)
+        self.seq_len = _spin(8, 4096, 128, 8, " bytes")
+        self.ell = _spin(1, 8, 2)
+        self.ell.setToolTip("\u2113: sub-tokens (digits) per token; 1 is the plain masked-diffusion baseline")
+        self.measure = QPushButton("Measure speed")
+        self.measure.setToolTip("Time a few training steps of each size on this machine (engine thread)")
+        self.speed = _note("time per step: not measured yet")
+        self.estimate = _note("")
+        self.size_box = QWidget()
+        size_row = QHBoxLayout(self.size_box)
+        size_row.setContentsMargins(0, 0, 0, 0)
+        size_row.addWidget(self.height_)
+        size_row.addWidget(QLabel("\u00d7"))
+        size_row.addWidget(self.width_)
+        form = QFormLayout()
+        form.addRow(self.finetune)
+        form.addRow(self.selected_label)
+        form.addRow(self.new)
+        form.addRow("Size", self.preset)
+        form.addRow("Modality", self.modality)
+        self._image_rows = [QLabel("Image"), QLabel("Channels"), QLabel("Levels")]
+        form.addRow(self._image_rows[0], self.size_box)
+        form.addRow(self._image_rows[1], self.channels)
+        form.addRow(self._image_rows[2], self.levels)
+        self._text_rows = [QLabel("Length")]
+        form.addRow(self._text_rows[0], self.seq_len)
+        form.addRow("\u2113 (digits)", self.ell)
+        form.addRow(self.measure, self.speed)
+        form.addRow(self.estimate)
+        box.setLayout(form)
+        self.mode.buttonToggled.connect(lambda *_: self._sync_mode())
+        self.preset.currentIndexChanged.connect(lambda _i: self.apply_preset(self.preset.currentData()))
+        self.modality.currentIndexChanged.connect(lambda _i: self._sync_modality())
+        for w in (self.height_, self.width_, self.levels, self.seq_len, self.ell):
+            w.valueChanged.connect(lambda _v: self.model_changed.emit())
+        self.channels.currentIndexChanged.connect(lambda _i: self.model_changed.emit())
+        self.measure.clicked.connect(self.speed_requested)
+        return box
+
+    def modality_now(self) -> str:
+        """The modality trained: the selected model's when fine-tuning."""
+        if self.finetune.isChecked() and self.selected is not None:
+            return self.selected[2].modality
+        return self.modality.currentData()
+
+    def _sync_data_rows(self) -> None:
+        if not hasattr(self, "text_mode"):
+            return  # built later in __init__
+        image = self.modality_now() == "image"
+        for w in (self.fit_label, self.fit):
+            w.setVisible(image)
+        for w in (self.text_mode_label, self.text_mode):
+            w.setVisible(not image)
+
+    def _sync_modality(self) -> None:
+        image = self.modality.currentData() == "image"
+        for w in (*self._image_rows, self.size_box, self.channels, self.levels):
+            w.setVisible(image)
+        for w in (*self._text_rows, self.seq_len):
+            w.setVisible(not image)
+        self.model_changed.emit()
+
+    def _sync_mode(self) -> None:
+        new = self.new.isChecked()
+        for w in (
+            self.preset,
+            self.modality,
+            self.height_,
+            self.width_,
+            self.channels,
+            self.levels,
+            self.seq_len,
+            self.ell,
+        ):
+            w.setEnabled(new)
+        if not new:
+            self._set_run_defaults(**FINETUNE_DEFAULTS)
+        else:
+            self.apply_preset(self.preset.currentData())
+        self.model_changed.emit()
+
+    def set_selected(self, name: str | None, path: str | None, config: Any) -> None:
+        """The model selected in the library (None: nothing usable selected)."""
+        self.selected = (name, path, config) if name and path and config is not None else None
+        if self.selected is None:
+            self.selected_label.setText("Select a trained model in the Models list to fine-tune it.")
+        else:
+            geo = (
+                f"{config.height}\u00d7{config.width}\u00d7{config.channels}, {config.num_classes} levels"
+                if config.modality == "image"
+                else f"{config.seq_len} bytes"
+            )
+            self.selected_label.setText(f"<b>{name}</b>: {config.modality} {geo}, \u2113={config.ell}")
+        if self.finetune.isChecked():
+            self.model_changed.emit()
+
+    def is_finetune(self) -> bool:
+        """True when fine-tuning (the selected model, if one is selected)."""
+        return self.finetune.isChecked()
+
+    def model_config(self) -> Any:
+        """The ModelConfig to train (the selected model's when fine-tuning); ValueError if invalid."""
+        if self.is_finetune():
+            if self.selected is None:
+                raise ValueError("select a model in the Models list to fine-tune it, or choose New model")
+            return self.selected[2]
+        p = PRESETS[self.preset.currentData()]
+        common = dict(ell=self.ell.value(), d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads)
+        if self.modality.currentData() == "text":
+            return eng.ModelConfig(
+                modality="text", num_classes=256, seq_len=self.seq_len.value(), tokenizer="bytes", **common
+            )
+        return eng.ModelConfig(
+            modality="image",
+            num_classes=self.levels.value(),
+            height=self.height_.value(),
+            width=self.width_.value(),
+            channels=self.channels.currentData(),
+            **common,
+        )
+
+    def model_source(self) -> dict[str, Any]:
+        """The run record's model entry."""
+        if self.is_finetune():
+            name, path, _cfg = self.selected
+            return {"kind": "finetune", "path": path, "name": name}
+        return {"kind": "new", "config": self.model_config().to_dict()}
+
+    def apply_preset(self, name: str) -> None:
+        """Select a size preset and its training defaults."""
+        i = self.preset.findData(name)
+        if i >= 0 and self.preset.currentIndex() != i:
+            self.preset.setCurrentIndex(i)  # re-enters through the signal
+            return
+        p = PRESETS[name]
+        if not self.is_finetune():
+            self._set_run_defaults(p.steps, p.batch_size, p.lr, p.ema, p.every)
+        self.model_changed.emit()
+
+    # ------------------------------------------------------------------ data
+    def _data_box(self) -> QGroupBox:
+        box = QGroupBox("2 \u00b7 Data")
+        self.data_path = QLineEdit()
+        self.data_path.setPlaceholderText(
+            "a folder of images, a text file or a folder of .txt/.md \u2014 or drop it here"
+        )
+        self.pick_folder = QPushButton("Folder\u2026")
+        self.pick_file = QPushButton("File\u2026")
+        self.fit = _combo()
+        self.fit.addItem("resize and centre-crop", "crop")
+        self.fit.addItem("resize and pad (black borders)", "pad")
+        self.text_mode = _combo()
+        self.text_mode.addItem("one document per sequence (tail padded)", "pad")
+        self.text_mode.addItem("documents packed back to back", "pack")
+        self.report_summary = _note("No data chosen yet.")
+        self.skipped = QListWidget()
+        self.skipped.setMaximumHeight(110)
+        self.skipped.setToolTip("Files that will not be used, each with its reason")
+        self.stats = _note("")
+        row = QHBoxLayout()
+        row.addWidget(self.pick_folder)
+        row.addWidget(self.pick_file)
+        row.addStretch(1)
+        form = QFormLayout()
+        form.addRow(self.data_path)
+        form.addRow(row)
+        self.fit_label, self.text_mode_label = QLabel("Image fit"), QLabel("Text")
+        form.addRow(self.fit_label, self.fit)
+        form.addRow(self.text_mode_label, self.text_mode)
+        form.addRow(self.report_summary)
+        form.addRow(QLabel("Skipped files:"))
+        form.addRow(self.skipped)
+        form.addRow(self.stats)
+        box.setLayout(form)
+        self.pick_folder.clicked.connect(self.browse_folder)
+        self.pick_file.clicked.connect(self.browse_file)
+        self.fit.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
+        self.text_mode.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
+        return box
+
+    # ------------------------------------------------------------------ run
+    def _run_box(self) -> QGroupBox:
+        box = QGroupBox("3 \u00b7 Run")
+        self.name = QLineEdit("my-model")
+        self.name.setToolTip("Library name of the trained model")
+        self.steps = _spin(1, 10_000_000, 2000, 100)
+        self.batch = _spin(1, 4096, 32)
+        self.lr = _dspin(1e-6, 1.0, 1e-3, 6, 1e-4)
+        self.ema = _dspin(0.0, 0.9999, 0.999, 4, 0.001)
+        self.ema.setToolTip("Decay of the weight average that is evaluated and saved (0 = off)")
+        self.objective = _combo()
+        for key, label in OBJECTIVES:
+            self.objective.addItem(label, key)
+        self.objective.setToolTip(
+            "What the optimiser minimises. Validation always reports the valid bound (bits per dimension)."
+        )
+        self.checkpoint_every = _spin(0, 1_000_000, 250, 50, " steps")
+        self.preview_every = _spin(0, 1_000_000, 250, 50, " steps")
+        self.eval_every = _spin(0, 1_000_000, 250, 50, " steps")
+        for s in (self.checkpoint_every, self.preview_every, self.eval_every):
+            s.setSpecialValueText("never")
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        form.addRow("Steps", self.steps)
+        form.addRow("Batch size", self.batch)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("EMA", self.ema)
+        form.addRow("Objective", self.objective)
+        form.addRow("Checkpoint every", self.checkpoint_every)
+        form.addRow("Samples every", self.preview_every)
+        form.addRow("Validate every", self.eval_every)
+        box.setLayout(form)
+        self.steps.valueChanged.connect(lambda _v: self.model_changed.emit())
+        self.batch.valueChanged.connect(lambda _v: self.model_changed.emit())
+        return box
+
+    def _set_run_defaults(self, steps: int, batch_size: int, lr: float, ema: float, every: int) -> None:
+        self.steps.setValue(steps)
+        self.batch.setValue(batch_size)
+        self.lr.setValue(lr)
+        self.ema.setValue(ema)
+        for s in (self.checkpoint_every, self.preview_every, self.eval_every):
+            s.setValue(every)
+
+    def train_config(self) -> Any:
+        """The TrainConfig of these settings (ValueError names a bad value)."""
+        steps = self.steps.value()
+        return eng.TrainConfig(
+            steps=steps,
+            batch_size=self.batch.value(),
+            lr=self.lr.value(),
+            warmup=min(100, max(0, steps // 10)),
+            ema=self.ema.value(),
+            objective=self.objective.currentData(),
+            checkpoint_every=self.checkpoint_every.value(),
+            preview_every=self.preview_every.value(),
+            eval_every=self.eval_every.value(),
+            eval_batches=4,
+            fit=self.fit.currentData(),
+            text_mode=self.text_mode.currentData(),
+        )
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Set run settings by name (tests and the self-test): steps, batch, lr, ema, ... name."""
+        for key, value in values.items():
+            widget = getattr(self, key)
+            if isinstance(widget, QLineEdit):
+                widget.setText(str(value))
+            elif isinstance(widget, QComboBox):
+                i = widget.findData(value)
+                if i < 0:
+                    raise ValueError(f"{key}: no choice {value!r}")
+                widget.setCurrentIndex(i)
+            else:
+                widget.setValue(value)
+
+    MODEL_KEYS = ("preset", "modality", "height_", "width_", "channels", "levels", "seq_len", "ell")
+    RUN_KEYS = (
+        "data_path", "fit", "text_mode", "name", "steps", "batch", "lr", "ema", "objective",
+        "checkpoint_every", "preview_every", "eval_every",
+    )  # fmt: skip
+
+    def values(self) -> dict[str, Any]:
+        """Every setting by name (saved in the studio's settings, restored by :meth:`restore`)."""
+        out: dict[str, Any] = {"mode": "finetune" if self.finetune.isChecked() else "new"}
+        for key in self.MODEL_KEYS + self.RUN_KEYS:
+            widget = getattr(self, key)
+            if isinstance(widget, QLineEdit):
+                out[key] = widget.text()
+            elif isinstance(widget, QComboBox):
+                out[key] = widget.currentData()
+            else:
+                out[key] = widget.value()
+        return out
+
+    def restore(self, values: dict[str, Any]) -> None:
+        """Apply saved :meth:`values` (the preset first: it brings run defaults); bad entries are skipped."""
+        (self.finetune if values.get("mode") == "finetune" else self.new).setChecked(True)
+        for keys in (self.MODEL_KEYS, self.RUN_KEYS):
+            for key in keys:
+                if key in values:
+                    try:
+                        self.set_values({key: values[key]})
+                    except (TypeError, ValueError):
+                        continue
+
+    def lock(self, locked: bool) -> None:
+        """Freeze the settings while a run is active."""
+        for box in self.findChildren(QGroupBox):
+            box.setEnabled(not locked)

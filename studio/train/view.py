@@ -1,0 +1,237 @@
+"""The training panel's live view: progress, charts, sample previews, checkpoints and messages."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.enginelink import eng
+from studio.train.chart import LineChart
+from studio.train.runs import duration
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
+    """uint8 (N, H, W, 1|3) -> one RGB (rows*H, cols*W, 3) array with a grey gap between items."""
+    n, h, w, c = images.shape
+    if c == 1:
+        images = np.repeat(images, 3, axis=-1)
+    cols = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3), 96, dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        out[top : top + h, left : left + w] = images[i]
+    return out
+
+
+def tokens_image(tokens: Any, config: Any) -> QImage:
+    """Image tokens (N, L) rendered exactly as the model sees them, one grid at 1:1."""
+    grid = np.ascontiguousarray(image_grid(eng.tokens_to_images(tokens, config)))
+    h, w = grid.shape[:2]
+    return QImage(grid.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class PixelView(QWidget):
+    """Shows a QImage enlarged by the largest whole factor that fits (crisp pixels, no smoothing)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.image: QImage | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setMinimumSize(120, 100)
+
+    def set_image(self, image: QImage | None) -> None:
+        """Show ``image`` (None clears)."""
+        self.image = image
+        self.update()
+
+    def scale(self) -> int:
+        """The enlargement used for the current size."""
+        if self.image is None or self.image.isNull():
+            return 1
+        return max(1, min(self.width() // self.image.width(), self.height() // self.image.height(), 32))
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """The image, centred."""
+        if self.image is None or self.image.isNull():
+            return
+        k = self.scale()
+        w, h = self.image.width() * k, self.image.height() * k
+        p = QPainter(self)
+        try:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            p.drawImage(QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h), self.image)
+        finally:
+            p.end()
+
+
+def tokens_text(tokens: Any) -> str:
+    """Text tokens (N, L) decoded, one sample per block."""
+    return "\n\u2500\u2500\u2500\u2500\n".join(eng.tokens_to_text(row) for row in tokens)
+
+
+class TrainingView(QWidget):
+    """Right-hand side of the Train tab. Buttons live here too, next to the progress they drive."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # resume offer for interrupted runs
+        self.banner = QGroupBox("Unfinished training run")
+        self.banner_text = QLabel()
+        self.banner_text.setWordWrap(True)
+        self.banner_resume = QPushButton("Resume it")
+        self.banner_discard = QPushButton("Discard")
+        bl = QHBoxLayout(self.banner)
+        bl.addWidget(self.banner_text, 1)
+        bl.addWidget(self.banner_resume)
+        bl.addWidget(self.banner_discard)
+        self.banner.hide()
+        # controls
+        self.start = QPushButton("Start training")
+        self.start.setObjectName("generate")
+        self.pause = QPushButton("Pause")
+        self.pause.setToolTip(
+            "Pause stops after the current step and writes a checkpoint; Resume continues from it "
+            "with the same data order and random state."
+        )
+        self.resume = QPushButton("Resume")
+        self.cancel = QPushButton("Stop and save")
+        self.cancel.setToolTip("Stop after the current step and save the model so far into the library")
+        self.reason = QLabel()
+        self.reason.setWordWrap(True)
+        self.reason.setObjectName("trainReason")
+        self.note = QLabel(
+            "Pause = stop with a checkpoint, Resume = continue from it. Generating while training: "
+            "the training pauses at a checkpoint, the generation runs, then training resumes by itself."
+        )
+        self.note.setWordWrap(True)
+        self.open_model = QPushButton("Generate with it")
+        self.open_model.setToolTip("Load the model this run saved and switch to the Generate tab")
+        self.open_model.hide()
+        buttons = QHBoxLayout()
+        for b in (self.start, self.pause, self.resume, self.cancel, self.open_model):
+            buttons.addWidget(b)
+        # progress
+        self.status = QLabel("Idle.")
+        self.status.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.rate = QLabel("")
+        # charts
+        self.loss_chart = LineChart("training loss, nats/token", color="#2d7dd2")
+        self.bpd_chart = LineChart("validation bound, bits/dim", color="#d2552d", dots=True)
+        self.lr_chart = LineChart("learning rate", color="#3a9e5c")
+        charts = QHBoxLayout()
+        for c in (self.loss_chart, self.bpd_chart, self.lr_chart):
+            charts.addWidget(c)
+        # previews
+        self.preview_title = QLabel("Data preview: items as the model will see them")
+        self.preview_title.setWordWrap(True)
+        self.preview_image = PixelView()
+        self.preview_text = QPlainTextEdit()
+        self.preview_text.setReadOnly(True)
+        self.preview_stack = QStackedWidget()
+        self.preview_stack.addWidget(self.preview_image)
+        self.preview_stack.addWidget(self.preview_text)
+        pbox = QGroupBox("Preview")
+        pl = QVBoxLayout(pbox)
+        pl.addWidget(self.preview_title)
+        pl.addWidget(self.preview_stack, 1)
+        # checkpoints and messages
+        self.checkpoints = QListWidget()
+        self.log = QListWidget()
+        for lst in (self.checkpoints, self.log):
+            lst.setWordWrap(True)
+            lst.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        cbox = QGroupBox("Checkpoints")
+        QVBoxLayout(cbox).addWidget(self.checkpoints)
+        lbox = QGroupBox("Messages")
+        QVBoxLayout(lbox).addWidget(self.log)
+        side = QWidget()
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(cbox)
+        sl.addWidget(lbox)
+        lower = QHBoxLayout()
+        for widget, stretch in ((pbox, 3), (side, 2)):
+            widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            lower.addWidget(widget, stretch)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addLayout(buttons)
+        layout.addWidget(self.reason)
+        layout.addWidget(self.note)
+        layout.addWidget(self.status)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.rate)
+        layout.addLayout(charts, 2)
+        layout.addLayout(lower, 3)
+
+    # ------------------------------------------------------------------ helpers
+    def say(self, text: str) -> None:
+        """A timestamped line in the messages list (newest at the bottom)."""
+        self.log.addItem(f"{time.strftime('%H:%M:%S')}  {text}")
+        self.log.scrollToBottom()
+
+    def set_reason(self, text: str | None) -> None:
+        """Why Start is disabled (red), or nothing."""
+        self.reason.setText(f"<span style='color:#c0392b'>{text}</span>" if text else "")
+        self.reason.setVisible(bool(text))
+
+    def reset(self, steps: int) -> None:
+        """Empty charts and lists for a new run."""
+        for c in (self.loss_chart, self.bpd_chart, self.lr_chart):
+            c.clear()
+            c.x_max = steps
+        self.checkpoints.clear()
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.rate.setText("")
+
+    def show_tokens(self, tokens: Any, config: Any, title: str, texts: tuple[str, ...] = ()) -> None:
+        """Show image or text tokens (N, L) as the model sees them."""
+        self.preview_title.setText(title)
+        if config.modality == "image":
+            self.preview_image.set_image(tokens_image(tokens, config) if len(tokens) else None)
+            self.preview_stack.setCurrentWidget(self.preview_image)
+        else:
+            body = "\n\u2500\u2500\u2500\u2500\n".join(texts) if texts else tokens_text(tokens)
+            self.preview_text.setPlainText(body)
+            self.preview_stack.setCurrentWidget(self.preview_text)
+
+    def show_step(self, ev: Any) -> None:
+        """Progress bar, ETA and throughput from a step event."""
+        frac = ev.step / max(ev.steps, 1)
+        self.progress.setValue(int(1000 * frac))
+        self.progress.setFormat(f"step {ev.step} / {ev.steps}  ({frac:.0%})")
+        parts = [f"ETA {duration(ev.eta_s)}" if ev.eta_s is not None else ""]
+        if ev.tokens_per_s:
+            parts.append(f"{ev.tokens_per_s:,.0f} tokens/s")
+        if ev.elapsed_s is not None:
+            parts.append(f"elapsed {duration(ev.elapsed_s)}")
+        if ev.loss is not None:
+            parts.append(f"loss {ev.loss:.4f}")
+        self.rate.setText("  \u00b7  ".join(p for p in parts if p))

@@ -1,0 +1,91 @@
+"""Hover details: digits, values still possible and the model's most likely values.
+
+A mixin of :class:`studio.workspace.session.Session`; probabilities come from the engine thread through
+the bridge (one sample at the shown step, cached), never computed on the GUI thread.
+"""
+
+from __future__ import annotations
+
+
+class HoverMixin:
+    """Canvas and text hover."""
+
+    def hover_pixel(self, sample: int, row: int, col: int) -> None:
+        """Canvas hover: details of the pixel's tokens (one per channel)."""
+        if sample < 0 or self.shown_state is None or self.renderer is None:
+            self._hover = None
+            self.views.canvas.hover.setText(" ")
+            return
+        cfg = self.renderer.config
+        first = (row * cfg.width + col) * cfg.channels
+        self._hover = (sample, first, cfg.channels)
+        self._refresh_hover()
+
+    def hover_token(self, sample: int, token: int) -> None:
+        """Text hover: details of one token."""
+        if sample < 0 or self.shown_state is None:
+            self._hover = None
+            self.views.text.hover.setText(" ")
+            return
+        self._hover = (sample, token, 1)
+        self._refresh_hover()
+
+    def _refresh_hover(self) -> None:
+        if self._hover is None or self.shown_state is None or self.renderer is None:
+            return
+        sample, first, count = self._hover
+        if sample >= self.shown_state.shape[0] or first + count > self.shown_state.shape[1]:
+            return
+        key = (self.entry.id if self.entry else -1, self.shown_step, sample)
+        probs = self._probs.get(key)
+        if probs is None:
+            self._request_probs(key)
+        names = ("R", "G", "B") if count == 3 else ("",) * count
+        parts = []
+        for c in range(count):
+            i = first + c
+            info = self.renderer.token_info(
+                self.shown_state[sample, i], i, probs[i] if probs is not None else None
+            )
+            likely = ", ".join(f"{v} ({p:.0%})" if probs is not None else str(v) for v, p in info.likely[:3])
+            text = (
+                f"{names[c]} digits [{info.digits_text()}] \u00b7 {info.state} \u00b7 {info.count} possible"
+            )
+            if info.count > 1:
+                text += f" ({info.low}..{info.high})"
+            if likely:
+                text += f" \u00b7 likely {likely}"
+            parts.append(text.strip())
+        cfg = self.renderer.config
+        if cfg.modality == "image":
+            row, col = divmod(first // cfg.channels, cfg.width)
+            where = f"sample {sample + 1}, pixel ({row}, {col})"
+        else:
+            where = f"sample {sample + 1}, byte {first}"
+        label = self.views.text.hover if self.renderer.config.modality == "text" else self.views.canvas.hover
+        label.setText(f"{where}: " + "  |  ".join(parts))
+
+    def _request_probs(self, key: tuple[int, int, int]) -> None:
+        entry = self.entry
+        if (
+            entry is None
+            or key[0] != entry.id
+            or self._probs_pending is not None
+            or self.host.bridge.busy
+            or self.shown_state is None
+        ):
+            return
+        self._probs_pending = key
+        state = self.shown_state[key[2] : key[2] + 1].clone()
+
+        async def fetch() -> None:
+            try:
+                probs = await self.host.bridge.probabilities(entry.model, state)
+                if len(self._probs) > 64:
+                    self._probs.clear()
+                self._probs[key] = probs[0]
+            finally:
+                self._probs_pending = None
+            self._refresh_hover()
+
+        self.host.spawn(fetch())
