@@ -8,7 +8,8 @@
 Steps: check PyInstaller; re-render the icons if ``assets/icons/prime-studio.svg`` changed; run
 ``packaging/prime_studio.spec``; report the bundle's size; run the built app's
 ``--self-test generate --screenshot`` headless (``QT_QPA_PLATFORM=offscreen``, a throw-away
-data folder) and report how long it took. Exit status 0 only if all of it worked.
+data folder) and report how long it took; with ``--deb``, build the Debian package
+(``packaging/deb.py``). Exit status 0 only if all of it worked.
 """
 
 from __future__ import annotations
@@ -76,6 +77,20 @@ def run_self_test(exe: Path, screenshot: Path, timeout: float = 600.0) -> tuple[
         return proc.returncode, time.perf_counter() - started, proc.stdout + proc.stderr
 
 
+def link_cli(app_dir: Path) -> Path | None:
+    """Linux: ``prime``, a link to ``PrimeStudio`` in the app folder that starts the CLI.
+
+    ``launcher.py`` runs ``engine.cli.main`` when started under that name; one bundle serves as
+    both programs (the Debian package links ``/usr/bin/prime`` to it).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    link = app_dir / "prime"
+    if not link.is_symlink():
+        link.symlink_to(manifest.APP_NAME)
+    return link
+
+
 def make_archive(dist: Path) -> Path:
     """``dist/PrimeStudio-<platform>.tar.gz`` of the one-folder app (links kept as links)."""
     folder = dist / (manifest.BUNDLE_NAME if sys.platform == "darwin" else manifest.APP_NAME)
@@ -95,6 +110,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clean", action="store_true", help="empty PyInstaller's cache first (slower)")
     p.add_argument("--no-self-test", action="store_true", help="build only")
     p.add_argument("--archive", action="store_true", help="also pack the folder into a .tar.gz")
+    p.add_argument("--deb", action="store_true", help="Linux: also build the .deb (packaging/deb.py)")
     return p.parse_args(argv)
 
 
@@ -127,21 +143,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     build_s = time.perf_counter() - started
     exe = executable(args.dist)
+    link_cli(app_folder(args.dist))
     size, files = bundle_size(app_folder(args.dist))
     print(f"built {exe} in {build_s / 60:.1f} min: {size / 2**20:.0f} MiB in {files} files")
 
     if args.archive:
         archive = make_archive(args.dist)
         print(f"archive {archive}: {archive.stat().st_size / 2**20:.0f} MiB")
-    if args.no_self_test:
-        return 0
-    screenshot = args.dist / "self-test.png"
-    code, wall, output = run_self_test(exe, screenshot)
-    print(output.strip())
-    if code != 0:
-        print(f"error: the built app's self-test failed (exit status {code})", file=sys.stderr)
-        return 1
-    print(f"self-test passed: {wall:.1f} s from launch to exit; screenshot {screenshot}")
+    if not args.no_self_test:
+        screenshot = args.dist / "self-test.png"
+        code, wall, output = run_self_test(exe, screenshot)
+        print(output.strip())
+        if code != 0:
+            print(f"error: the built app's self-test failed (exit status {code})", file=sys.stderr)
+            return 1
+        print(f"self-test passed: {wall:.1f} s from launch to exit; screenshot {screenshot}")
+    if args.deb:
+        import deb
+
+        return deb.main(["--app", str(app_folder(args.dist)), "--out", str(args.dist)])
     return 0
 
 

@@ -157,15 +157,34 @@ GTK_ONLY_LIBS = (
     "libmd.",
     "libXrender.",
     "libXext.",
+    # GTK 3 itself and its accessibility and GL helpers: only the dropped theme plugin loads them
+    # (ldd of every program, Python extension and Qt plugin of the bundle reaches none of them).
+    "libgtk-3.",
+    "libgdk-3.",
+    "libatk-bridge-2.0.",
+    "libatspi.",
+    "libepoxy.",
 )
-# Linux: the large shared libraries that ship with their symbol tables (the dynamic symbols stay).
-# Stripping everything (PyInstaller's strip=True) breaks the auditwheel-patched libraries of numpy
-# and Pillow ("ELF load command address/offset not page-aligned"), so only these are stripped.
+# Linux: the shared libraries and programs that ship with their symbol tables (the dynamic symbols
+# stay). Stripping everything (PyInstaller's strip=True) breaks the auditwheel-patched libraries of
+# numpy and Pillow ("ELF load command address/offset not page-aligned"), so only these are
+# stripped: torch, libpython and its extension modules, ICU, and the small extensions of
+# safetensors, MarkupSafe and PyYAML (measured: the app generates and its self-test passes).
 STRIP_ON_LINUX = (
     "torch/lib/libtorch_cpu.so",
     "torch/lib/libtorch_python.so",
     "torch/lib/libc10.so",
+    "torch/lib/libtorch.so",
+    "torch/lib/libshm.so",
+    "torch/lib/libtorch_global_deps.so",
+    "torch/_C.*.so",
+    "torch/bin/torch_shm_manager",
     "libpython3*.so*",
+    "python3*/lib-dynload/*.so",
+    "PySide6/Qt/lib/libicu*.so*",
+    "safetensors/*.so",
+    "markupsafe/*.so",
+    "yaml/*.so",
 )
 TORCH_BIN_KEEP = ("torch/bin/torch_shm_manager",)
 TORCH_TEST_LIBS = (
@@ -280,4 +299,25 @@ def strip_libraries(app_dir: Path) -> list[tuple[str, int, int]]:
             before = path.stat().st_size
             subprocess.run([tool, "--strip-unneeded", str(path)], check=True)
             out.append((path.relative_to(internal).as_posix(), before, path.stat().st_size))
+    return out
+
+
+def drop_build_search_paths(app_dir: Path) -> list[tuple[str, list[str]]]:
+    """Linux: remove the build machine's absolute ``RUNPATH``/``RPATH`` folders from the bundle.
+
+    ``$ORIGIN``-relative folders stay (Qt, numpy and Pillow need theirs); see ``packaging/elf.py``.
+
+    Returns:
+        ``(path in the bundle, folders removed)`` for each file changed.
+    """
+    import elf
+
+    internal = Path(app_dir) / "_internal"
+    out = []
+    for path in sorted(internal.rglob("*.so*")) if internal.is_dir() else ():
+        if path.is_symlink() or not path.is_file():
+            continue
+        removed = elf.drop_foreign_search_paths(path)
+        if removed:
+            out.append((path.relative_to(internal).as_posix(), removed))
     return out

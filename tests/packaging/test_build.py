@@ -3,7 +3,8 @@
 Runs when PyInstaller is installed (the ``packaging`` extra) and is skipped otherwise;
 ``PRIME_PACKAGING_TEST=0`` skips it too. Measured on the 2-core CI-class machine: 3.0 min for a
 clean build (PyInstaller's cache empty) plus about 30 s for the checks, 7 to 11 min while four
-training jobs loaded both cores; it writes about 0.6 GB (plus 1 GB of scratch, removed).
+training jobs loaded both cores; it writes about 0.6 GB (plus 1 GB of scratch, removed). The build
+is made once per session (:func:`built_app`) and shared with test_deb.py, which packages it.
 """
 
 from __future__ import annotations
@@ -46,34 +47,45 @@ ABSENT_QT_LIBS = ("libQt6WebEngine", "libQt6Quick", "libQt6Qml", "libQt63D", "li
 MAX_BUNDLE_MIB = 700  # measured 637 MiB (CPU torch, 4 models); a jump means something heavy leaked in
 
 
-@pytest.fixture(scope="module")
-def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one-folder app, built once per test session: this file and test_deb.py share it."""
     pytest.importorskip("PyInstaller", reason="PyInstaller is not installed (pip install -e '.[packaging]')")
-    out = tmp_path_factory.mktemp("packaging")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BUILD),
-            "--dist",
-            str(out / "dist"),
-            "--work",
-            str(out / "work"),
-            "--no-self-test",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3000,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    shutil.rmtree(out / "work", ignore_errors=True)  # 1 GB of intermediate files
+    out = tmp_path_factory.getbasetemp() / "packaging-build"
+    outcome = out / "outcome.txt"
+    if not outcome.exists():
+        out.mkdir(exist_ok=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(BUILD),
+                "--dist",
+                str(out / "dist"),
+                "--work",
+                str(out / "work"),
+                "--no-self-test",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=3000,
+        )
+        shutil.rmtree(out / "work", ignore_errors=True)  # 1 GB of intermediate files
+        log = done.stdout[-4000:] + done.stderr[-4000:]
+        outcome.write_text("ok" if done.returncode == 0 else f"failed:\n{log}", encoding="utf-8")
+    result = outcome.read_text(encoding="utf-8")
+    assert result == "ok", result  # a failed build fails every test that needs it, built once
     sys.path.insert(0, str(ROOT / "packaging"))
     try:
         import build
     finally:
         sys.path.remove(str(ROOT / "packaging"))
     return build.app_folder(out / "dist")
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return built_app(tmp_path_factory)
 
 
 def _internal(app_dir: Path) -> Path:

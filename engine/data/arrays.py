@@ -1,0 +1,235 @@
+"""Image arrays from files: ``.npy``, ``.npz`` and IDX (the MNIST format, gzipped or not).
+
+Each file holds uint8 images N x H x W (grey) or N x H x W x C (C = 1, 3 or 4; 4 is RGBA). The
+header is parsed first and its shape checked against limits *before* anything is allocated:
+a file that claims more bytes than it holds is "truncated", one with bytes after the data is
+"corrupt", other dtypes are "wrong data type" and other ranks "wrong shape". ``.npy`` data is
+memory-mapped; ``.npz`` members and gzipped IDX files are read in one bounded read of exactly
+the size the (checked) header announces. Nothing is unpickled: object arrays (which is how numpy
+stores ragged data) are refused, and ``allow_pickle`` is never set.
+
+IDX (http://yann.lecun.com/exdb/mnist/, big-endian): bytes 0-1 zero, byte 2 the type (0x08 =
+unsigned byte, 0x09 signed byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), byte 3 the
+number of dimensions, then one 4-byte size per dimension, then the data. 1-D files (labels) are
+skipped: they are not images.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from engine.data.files import (
+    CORRUPT,
+    MAX_FILE_BYTES,
+    TOO_LARGE,
+    TRUNCATED,
+    WRONG_SHAPE,
+    WRONG_TYPE,
+    Skipped,
+    open_regular,
+)
+
+MAX_ARRAY_BYTES = MAX_FILE_BYTES  # decoded size limit of one file's images (1 GiB)
+IDX_TYPES = {8: "uint8", 9: "int8", 11: "int16", 12: "int32", 13: "float32", 14: "float64"}
+_NPY_MAGIC = b"\x93NUMPY"
+NOT_IMAGES = "labels, not images"
+SHAPE_HINT = "save uint8 images of shape N x H x W or N x H x W x C (C = 1, 3 or 4)"
+
+
+@dataclass(frozen=True)
+class ImageArray:
+    """uint8 images (N, H, W, C) from one file (or one ``.npz`` member, named ``file:member``)."""
+
+    name: str
+    images: np.ndarray  # (N, H, W, C), possibly memory-mapped
+
+
+def _check_shape(rel: str, shape: tuple[int, ...], dtype: str, max_pixels: int) -> Skipped | None:
+    """Why ``shape``/``dtype`` cannot be images, or None."""
+    if dtype != "uint8":
+        return Skipped(rel, WRONG_TYPE, f"holds {dtype} values; {SHAPE_HINT}")
+    if len(shape) == 1:
+        return Skipped(
+            rel, NOT_IMAGES, f"one dimension ({shape[0]:,} values), not images; labels are not used"
+        )
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3, 4)):
+        return Skipped(rel, WRONG_SHAPE, f"shape {' x '.join(map(str, shape))}; {SHAPE_HINT}")
+    if min(shape) < 1:
+        return Skipped(rel, WRONG_SHAPE, f"shape {' x '.join(map(str, shape))} holds no images")
+    if shape[1] * shape[2] > max_pixels:
+        return Skipped(rel, TOO_LARGE, f"{shape[2]}x{shape[1]} images exceed the pixel limit {max_pixels:,}")
+    nbytes = int(np.prod(np.asarray(shape, dtype=object)))
+    if nbytes > MAX_ARRAY_BYTES:
+        return Skipped(
+            rel, TOO_LARGE, f"{nbytes / 2**20:,.0f} MiB of images exceeds {MAX_ARRAY_BYTES / 2**20:,.0f} MiB"
+        )
+    return None
+
+
+def _as_nhwc(arr: np.ndarray) -> np.ndarray:
+    return arr[..., None] if arr.ndim == 3 else arr  # (N, H, W, C)
+
+
+def _npy_header(f: BinaryIO, rel: str) -> tuple[tuple[int, ...], bool, np.dtype] | Skipped:
+    try:
+        major, _minor = np.lib.format.read_magic(f)
+        if major == 1:
+            return np.lib.format.read_array_header_1_0(f, max_header_size=10_000)
+        if major in (2, 3):
+            return np.lib.format.read_array_header_2_0(f, max_header_size=10_000)
+        return Skipped(rel, CORRUPT, f"unknown .npy format version {major}")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        return Skipped(rel, CORRUPT, f"bad .npy header ({exc})")
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    if dtype.hasobject:
+        return "Python objects (numpy's form of ragged or mixed items; never unpickled)"
+    return str(dtype)
+
+
+def read_npy(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skipped:
+    """The images of a ``.npy`` file (memory-mapped after the header checks)."""
+    opened = open_regular(full, rel)
+    if isinstance(opened, Skipped):
+        return opened
+    f, size = opened
+    with f:
+        if f.read(6) != _NPY_MAGIC:
+            return Skipped(rel, CORRUPT, "not a .npy file (no NUMPY magic)")
+        f.seek(0)
+        header = _npy_header(f, rel)
+        if isinstance(header, Skipped):
+            return header
+        shape, fortran, dtype = header
+        offset = f.tell()
+    bad = _check_shape(rel, tuple(shape), _dtype_name(dtype), max_pixels)
+    if bad is not None:
+        return bad
+    need = offset + int(np.prod(shape))
+    if size < need:
+        return Skipped(rel, TRUNCATED, f"holds {size:,} bytes, the header announces {need:,}")
+    if size > need:
+        return Skipped(rel, CORRUPT, f"{size - need:,} bytes after the array data")
+    try:
+        arr = np.memmap(
+            full, dtype=np.uint8, mode="r", offset=offset, shape=tuple(shape), order="F" if fortran else "C"
+        )
+    except (OSError, ValueError) as exc:
+        return Skipped(rel, CORRUPT, str(exc))
+    return [ImageArray(rel, _as_nhwc(arr))]
+
+
+def read_npz(full: Path, rel: str, max_pixels: int) -> tuple[list[ImageArray], list[Skipped]] | Skipped:
+    """The image members of an ``.npz`` file, and the members skipped (labels, other dtypes)."""
+    opened = open_regular(full, rel)
+    if isinstance(opened, Skipped):
+        return opened
+    f, _size = opened
+    found: list[ImageArray] = []
+    left: list[Skipped] = []
+    total = 0
+    try:
+        with f, zipfile.ZipFile(f) as zf:
+            for info in zf.infolist():
+                name = f"{rel}:{info.filename.removesuffix('.npy')}"
+                if info.is_dir():
+                    continue
+                with zf.open(info) as member:
+                    header = _npy_header(member, name)
+                    if isinstance(header, Skipped):
+                        left.append(header)
+                        continue
+                    shape, fortran, dtype = header
+                    bad = _check_shape(name, tuple(shape), _dtype_name(dtype), max_pixels)
+                    if bad is not None:
+                        left.append(bad)
+                        continue
+                    n = int(np.prod(shape))
+                    total += n
+                    if total > MAX_ARRAY_BYTES:
+                        return Skipped(
+                            rel, TOO_LARGE, f"the images exceed {MAX_ARRAY_BYTES / 2**20:,.0f} MiB"
+                        )
+                    data = member.read(n + 1)
+                if len(data) < n:
+                    left.append(
+                        Skipped(
+                            name, TRUNCATED, f"holds {len(data):,} data bytes, the header announces {n:,}"
+                        )
+                    )
+                    continue
+                if len(data) > n:
+                    left.append(Skipped(name, CORRUPT, "bytes after the array data"))
+                    continue
+                arr = np.frombuffer(data, dtype=np.uint8).reshape(tuple(shape), order="F" if fortran else "C")
+                found.append(ImageArray(name, _as_nhwc(arr)))
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        text = str(exc)
+        reason = TRUNCATED if ("truncated" in text.lower() or isinstance(exc, EOFError)) else CORRUPT
+        return Skipped(rel, reason, f"bad .npz archive ({text or type(exc).__name__})")
+    if not found and left:
+        worst = left[0]
+        return Skipped(rel, worst.reason, f"no image array: {worst.path.split(':')[-1]} {worst.detail}")
+    return found, left
+
+
+def read_idx(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skipped:
+    """The images of an IDX file (gzipped or not), after checking the header against the size."""
+    opened = open_regular(full, rel)
+    if isinstance(opened, Skipped):
+        return opened
+    raw, size = opened
+    with raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        try:
+            f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if packed else raw  # type: ignore[assignment]
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_TYPES or not 1 <= head[3] <= 4:
+                return Skipped(rel, CORRUPT, "not an IDX file (bad magic bytes)")
+            dims = f.read(4 * head[3])
+            if len(dims) < 4 * head[3]:
+                return Skipped(rel, TRUNCATED, "the IDX header is cut short")
+            shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
+            bad = _check_shape(rel, shape, IDX_TYPES[head[2]], max_pixels)
+            if bad is not None:
+                return bad
+            n = int(np.prod(shape))
+            if not packed and size != 4 + 4 * len(shape) + n:
+                have = size - 4 - 4 * len(shape)
+                if have < n:
+                    return Skipped(rel, TRUNCATED, f"holds {have:,} data bytes, the header announces {n:,}")
+                return Skipped(rel, CORRUPT, f"{have - n:,} bytes after the image data")
+            if not packed:
+                arr = np.memmap(full, dtype=np.uint8, mode="r", offset=4 + 4 * len(shape), shape=shape)
+                return [ImageArray(rel, _as_nhwc(arr))]
+            data = f.read(n + 1)
+        except (gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
+            return Skipped(rel, CORRUPT, f"bad gzip data ({exc})")
+        except EOFError as exc:
+            return Skipped(rel, TRUNCATED, f"the gzip stream is cut short ({exc})")
+    if len(data) < n:
+        return Skipped(rel, TRUNCATED, f"holds {len(data):,} data bytes, the header announces {n:,}")
+    if len(data) > n:
+        return Skipped(rel, CORRUPT, "bytes after the image data")
+    return [ImageArray(rel, _as_nhwc(np.frombuffer(data, dtype=np.uint8).reshape(shape)))]
+
+
+def read_arrays(full: Path, rel: str, max_pixels: int) -> tuple[list[ImageArray], list[Skipped]] | Skipped:
+    """Dispatch on the file kind: (image arrays, skipped members) or why the file is skipped."""
+    low = rel.lower()
+    if low.endswith(".npz"):
+        return read_npz(full, rel, max_pixels)
+    out = read_npy(full, rel, max_pixels) if low.endswith(".npy") else read_idx(full, rel, max_pixels)
+    return out if isinstance(out, Skipped) else (out, [])
+
+
+__all__ = ["ImageArray", "read_arrays", "read_idx", "read_npy", "read_npz"]
