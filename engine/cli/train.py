@@ -24,8 +24,10 @@ from PIL import Image
 from engine.api import CancelToken
 from engine.cli.common import resolve_model_path
 from engine.config import SIZES, ModelConfig
-from engine.data import DataError, preflight
-from engine.data.files import scan
+from engine.data import DataError, preflight, printable
+from engine.data.arrays import read_arrays
+from engine.data.files import Skipped, open_regular, scan
+from engine.data.images import DEFAULT_MAX_PIXELS
 from engine.files.convert import tokens_to_images
 from engine.files.media import auto_scale, grid, save_png
 from engine.files.modelfile import read_model_info
@@ -41,7 +43,11 @@ DEFAULT_ELL = 2  # Prime's recommended setting for 8-bit data (PRIME.md §6: l =
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``prime train``."""
     p = subparsers.add_parser("train", help="train or fine-tune a model on a folder of images or text")
-    p.add_argument("--data", help="image folder, or a .txt/.md file or folder (not with --recipe)")
+    p.add_argument(
+        "--data",
+        help="a folder or file of images, .npy/.npz/IDX arrays, or text (any name; judged by content); "
+        "not with --recipe",
+    )
     p.add_argument("--out", required=True, help="model file to write (.safetensors appended if missing)")
     p.add_argument(
         "--from", dest="parent", metavar="MODEL", help="fine-tune this model (library name or path)"
@@ -81,11 +87,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--preview-every", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="cpu, cuda, cuda:N or auto")
-    t.add_argument("--bf16", choices=("auto", "on", "off"), help="bf16 autocast (auto: on for CUDA)")
+    t.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        help="bf16 autocast (auto: only where this machine trains faster with it; measured once)",
+    )
     t.add_argument("--val-fraction", type=float)
     t.add_argument("--fit", choices=("crop", "pad"), help="image resize: centre-crop or pad")
     t.add_argument("--text-mode", choices=("pad", "pack"), help="text sequences: per document or packed")
     t.add_argument("--max-items", type=int, help="use at most this many items")
+    d = p.add_argument_group("data")
+    d.add_argument(
+        "--background",
+        metavar="white|black|#rrggbb",
+        help="what transparent pixels are composited onto (default white)",
+    )
+    d.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="use only files whose path or name matches (repeatable, e.g. --include '*.png')",
+    )
+    d.add_argument(
+        "--exclude", action="append", metavar="GLOB", help="leave out files that match (repeatable)"
+    )
+    d.add_argument(
+        "--column", metavar="NAME", help="text from CSV/TSV/JSONL files: the column (or key) to use"
+    )
+    d.add_argument(
+        "--drop-flat",
+        action="store_true",
+        default=None,
+        help="leave out items that are one flat colour (or blank text) after preprocessing",
+    )
     p.add_argument("--resume", action="store_true", help="continue the checkpoint beside --out")
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
     p.add_argument("--dry-run", action="store_true", help="print the pre-flight report; train nothing")
@@ -96,7 +130,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--preview-count",
         type=int,
         default=16,
-        help="preview items: the image grid (default 16); text shows at most 6",
+        help="preview items in the report and the --preview grid (default 16)",
     )
     p.add_argument("--json", action="store_true", help="JSON lines of events on stdout")
     p.add_argument("--debug", action="store_true", help="show the traceback on errors")
@@ -127,6 +161,11 @@ _FLAG_KEYS = (
     "fit",
     "text_mode",
     "max_items",
+    "background",
+    "include",
+    "exclude",
+    "column",
+    "drop_flat",
 )
 
 
@@ -147,21 +186,36 @@ def train_config_from_args(args: argparse.Namespace, start: TrainConfig | None =
     return TrainConfig.from_dict(base)
 
 
-def _guess_modality(path: str) -> str:
-    s = scan(path)
-    return "text" if len(s.texts) > len(s.images) else "image"
+def _scan(args: argparse.Namespace) -> Any:
+    return scan(args.data, tuple(args.include or ()), tuple(args.exclude or ()))
 
 
-def _guess_channels(path: str, limit: int = 32) -> int:
-    """3 if any of the first ``limit`` images is in colour (read from headers only), else 1."""
-    s = scan(path)
+def _guess_modality(args: argparse.Namespace) -> str:
+    s = _scan(args)
+    return "text" if len(s.texts) > len(s.images) + len(s.arrays) else "image"
+
+
+def _guess_channels(args: argparse.Namespace, limit: int = 32) -> int:
+    """3 if any of the first ``limit`` images (headers only) or the first array is in colour, else 1.
+
+    Only regular files are opened (a named pipe in the folder would block ``Image.open``).
+    """
+    s = _scan(args)
     for rel in s.images[:limit]:
+        opened = open_regular(s.full(rel), rel)
+        if isinstance(opened, Skipped):
+            continue  # reported by the pre-flight check
+        f, _size = opened
         try:
-            with Image.open(s.full(rel)) as im:
+            with f, Image.open(f) as im:
                 if im.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
                     return 3
         except Exception:  # unreadable files are reported by the pre-flight check
             continue
+    if not s.images and s.arrays:
+        got = read_arrays(s.full(s.arrays[0]), s.arrays[0], DEFAULT_MAX_PIXELS)
+        if not isinstance(got, Skipped) and got[0] and got[0][0].images.shape[-1] >= 3:
+            return 3
     return 1
 
 
@@ -171,7 +225,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
     if args.size not in sizes:
         raise ValueError(f"--size must be one of {', '.join(sorted(sizes))}, got {args.size!r}")
     d_model, n_layers, n_heads = sizes[args.size]
-    modality = args.modality or _guess_modality(args.data)
+    modality = args.modality or _guess_modality(args)
     common = {
         "ell": args.ell,
         "d_model": args.d_model or d_model,
@@ -185,7 +239,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         num_classes=args.levels,
         height=args.height,
         width=args.width or args.height,
-        channels=args.channels or _guess_channels(args.data),
+        channels=args.channels or _guess_channels(args),
         **common,
     )
 
@@ -206,7 +260,9 @@ def run_train(args: argparse.Namespace) -> int:
         card = recipe.card()
     else:
         if not args.data:
-            raise ValueError("--data is required (a folder of images, or .txt/.md text), or use --recipe")
+            raise ValueError(
+                "--data is required (a folder or file of images, arrays or text), or use --recipe"
+            )
         data = args.data
         cfg = train_config_from_args(args)
         if args.parent:
@@ -218,8 +274,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         if args.recipe:
             raise ValueError("--dry-run checks a --data path; a recipe's data is built in code")
-        shown = args.preview_count if mcfg.modality == "image" else min(args.preview_count, 6)
-        report = preflight(args.data, mcfg, cfg.data_options(), preview=max(1, shown))
+        report = preflight(args.data, mcfg, cfg.data_options(), preview=max(1, args.preview_count))
         if args.preview and report.ok:
             _save_preview(args.preview, report, mcfg)
         if args.json:
@@ -229,6 +284,15 @@ def run_train(args: argparse.Namespace) -> int:
         if not report.ok:
             raise DataError(report.problem)
         return 0
+    if not args.recipe:
+        # the same pre-flight the dry run prints; its warnings are shown before training starts
+        data = preflight(args.data, mcfg, cfg.data_options(), preview=0)
+        if rank == 0:
+            for w in data.warnings:
+                if args.json:
+                    print(json.dumps({"kind": "warning", "message": w}), flush=True)
+                else:
+                    print(f"warning: {printable(w)}", file=sys.stderr)
     cancel = CancelToken()
     previous = signal.getsignal(signal.SIGINT)
 

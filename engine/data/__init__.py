@@ -1,4 +1,4 @@
-"""Data sets for training and evaluation: image folders, text files, in-memory arrays.
+"""Data sets for training and evaluation: image folders and arrays, text files, in-memory arrays.
 
 Everything is decoded once into a :class:`TokenData` (tokens (N, L) plus a deterministic
 train/validation split by source file); :func:`preflight` reports what a path holds before any
@@ -6,12 +6,16 @@ training. It imports only :mod:`engine.config` (and Pillow/numpy); training and 
 """
 
 from engine.data.dataset import TokenData, array_dataset, split_indices
-from engine.data.files import IMAGE_EXTENSIONS, TEXT_EXTENSIONS, DataError, Skipped
-from engine.data.images import quantise
-from engine.data.preflight import DataOptions, PreflightReport, load_data, preflight
+from engine.data.files import IMAGE_EXTENSIONS, TEXT_EXTENSIONS, DataError, Skipped, looks_like_text
+from engine.data.images import BACKGROUNDS, DEFAULT_BACKGROUND, parse_background, quantise
+from engine.data.options import DataOptions
+from engine.data.preflight import load_data, preflight
+from engine.data.report import PreflightReport, printable
 from engine.data.text import PAD_BYTE, TEXT_MODES
 
 __all__ = [
+    "BACKGROUNDS",
+    "DEFAULT_BACKGROUND",
     "IMAGE_EXTENSIONS",
     "PAD_BYTE",
     "TEXT_EXTENSIONS",
@@ -23,7 +27,10 @@ __all__ = [
     "TokenData",
     "array_dataset",
     "load_data",
+    "looks_like_text",
+    "parse_background",
     "preflight",
+    "printable",
     "quantise",
     "split_indices",
 ]

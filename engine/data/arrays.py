@@ -3,9 +3,9 @@
 Each file holds uint8 images N x H x W (grey) or N x H x W x C (C = 1, 3 or 4; 4 is RGBA). The
 header is parsed first and its shape checked against limits *before* anything is allocated:
 a file that claims more bytes than it holds is "truncated", one with bytes after the data is
-"corrupt", other dtypes are "wrong data type" and other ranks "wrong shape". ``.npy`` data is
-memory-mapped; ``.npz`` members and gzipped IDX files are read in one bounded read of exactly
-the size the (checked) header announces. Nothing is unpickled: object arrays (which is how numpy
+"corrupt", other dtypes are "wrong data type" and other ranks "wrong shape". Data is then
+read in one bounded read of exactly the size the (checked) header announces (no memory map: a
+file cut short while mapped would kill the process). Nothing is unpickled: object arrays (which is how numpy
 stores ragged data) are refused, and ``allow_pickle`` is never set.
 
 IDX (http://yann.lecun.com/exdb/mnist/, big-endian): bytes 0-1 zero, byte 2 the type (0x08 =
@@ -48,7 +48,7 @@ class ImageArray:
     """uint8 images (N, H, W, C) from one file (or one ``.npz`` member, named ``file:member``)."""
 
     name: str
-    images: np.ndarray  # (N, H, W, C), possibly memory-mapped
+    images: np.ndarray  # (N, H, W, C) uint8
 
 
 def _check_shape(rel: str, shape: tuple[int, ...], dtype: str, max_pixels: int) -> Skipped | None:
@@ -96,7 +96,7 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 
 def read_npy(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skipped:
-    """The images of a ``.npy`` file (memory-mapped after the header checks)."""
+    """The images of a ``.npy`` file (read in one bounded read after the header checks)."""
     opened = open_regular(full, rel)
     if isinstance(opened, Skipped):
         return opened
@@ -110,21 +110,34 @@ def read_npy(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skippe
             return header
         shape, fortran, dtype = header
         offset = f.tell()
-    bad = _check_shape(rel, tuple(shape), _dtype_name(dtype), max_pixels)
-    if bad is not None:
-        return bad
-    need = offset + int(np.prod(shape))
-    if size < need:
-        return Skipped(rel, TRUNCATED, f"holds {size:,} bytes, the header announces {need:,}")
-    if size > need:
-        return Skipped(rel, CORRUPT, f"{size - need:,} bytes after the array data")
-    try:
-        arr = np.memmap(
-            full, dtype=np.uint8, mode="r", offset=offset, shape=tuple(shape), order="F" if fortran else "C"
-        )
-    except (OSError, ValueError) as exc:
-        return Skipped(rel, CORRUPT, str(exc))
-    return [ImageArray(rel, _as_nhwc(arr))]
+        bad = _check_shape(rel, tuple(shape), _dtype_name(dtype), max_pixels)
+        if bad is not None:
+            return bad
+        n = int(np.prod(shape))
+        if size < offset + n:
+            return Skipped(rel, TRUNCATED, f"holds {size:,} bytes, the header announces {offset + n:,}")
+        if size > offset + n:
+            return Skipped(rel, CORRUPT, f"{size - offset - n:,} bytes after the array data")
+        buf = _read_exact(f, n)
+    if buf is None:
+        return Skipped(rel, TRUNCATED, "the file became shorter while it was read")
+    return [ImageArray(rel, _as_nhwc(buf.reshape(tuple(shape), order="F" if fortran else "C")))]
+
+
+def _read_exact(f: BinaryIO, n: int) -> np.ndarray | None:
+    """Exactly ``n`` bytes of ``f`` into a new uint8 array (size checked by the caller), or None if short.
+
+    A plain read, not a memory map: a file cut short while mapped would kill the process (SIGBUS).
+    """
+    buf = np.empty(n, dtype=np.uint8)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = f.readinto(view[got:])
+        if not k:
+            return None
+        got += k
+    return buf
 
 
 def read_npz(full: Path, rel: str, max_pixels: int) -> tuple[list[ImageArray], list[Skipped]] | Skipped:
@@ -209,8 +222,10 @@ def read_idx(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skippe
                     return Skipped(rel, TRUNCATED, f"holds {have:,} data bytes, the header announces {n:,}")
                 return Skipped(rel, CORRUPT, f"{have - n:,} bytes after the image data")
             if not packed:
-                arr = np.memmap(full, dtype=np.uint8, mode="r", offset=4 + 4 * len(shape), shape=shape)
-                return [ImageArray(rel, _as_nhwc(arr))]
+                buf = _read_exact(f, n)
+                if buf is None:
+                    return Skipped(rel, TRUNCATED, "the file became shorter while it was read")
+                return [ImageArray(rel, _as_nhwc(buf.reshape(shape)))]
             data = f.read(n + 1)
         except (gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
             return Skipped(rel, CORRUPT, f"bad gzip data ({exc})")

@@ -144,7 +144,7 @@ def load_images(s: Scan, config: ModelConfig, opt: DataOptions, items: Items, sk
                     fit=opt.fit,
                     background=background,
                 )
-            except (OSError, ValueError) as exc:  # a memory-mapped file cut short while in use
+            except (OSError, ValueError) as exc:  # Pillow refusing an item
                 skipped.append(Skipped(arr.name, UNREADABLE, str(exc)))
                 continue
             items.add(block, [f"{arr.name}[{i}]" for i in range(n)], per_item=True)

@@ -121,7 +121,7 @@ def fingerprint_tokens(
     """sha256 (first 16 hex digits) of the tokens, their shape, C and the split."""
     h = hashlib.sha256()
     h.update(f"{tokens.shape}|{tokens.dtype}|{num_classes}".encode())
-    h.update(np.ascontiguousarray(tokens).tobytes())
+    h.update(memoryview(np.ascontiguousarray(tokens)).cast("B"))  # no copy of the tokens
     h.update(np.ascontiguousarray(train_index, dtype=np.int64).tobytes())
     h.update(b"|")
     h.update(np.ascontiguousarray(val_index, dtype=np.int64).tobytes())

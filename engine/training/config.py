@@ -25,12 +25,14 @@ class TrainConfig:
     lr_schedule: linear warm-up over ``warmup`` steps, then "constant" or "cosine" decay to
     ``min_lr_ratio * lr``. ema: decay of the weight average (0 = off); the EMA weights are
     evaluated and saved. eval_every / preview_every / checkpoint_every: 0 = never (a checkpoint
-    is still written at the end and on cancel). bf16: None = autocast on CUDA only; on the CPU it
-    pays only where the CPU has native bf16 (measured on an AVX512-BF16 machine: 14% faster per
-    step for the 0.8M-parameter digits model, 30% slower for a 0.1M one), so turn it on there.
+    is still written at the end and on cancel). bf16: None = "auto", bf16 autocast only where it
+    is faster (:func:`engine.device.bf16_wins`: CUDA with bf16 support; a CPU with native bf16, by
+    a short probe cached per machine; never on AVX2-only CPUs, where bf16 matmuls are emulated
+    and measured about 100x slower than fp32); True / False force it on / off.
     The EMA decay warms up as min(ema, (1 + step) / (10 + step)), so short runs are not dominated
     by the initial weights.
-    val_fraction, fit, text_mode, max_items: how data is split and preprocessed (see
+    val_fraction, fit, text_mode, max_items, background, include, exclude, column, drop_flat: how
+    data is found, split and preprocessed (see
     :class:`engine.data.DataOptions`). num_workers must be 0: data is decoded in memory up front.
     """
 
@@ -61,6 +63,11 @@ class TrainConfig:
     fit: str = "crop"
     text_mode: str = "pad"
     max_items: int = 0
+    background: str = "white"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    column: str = ""
+    drop_flat: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -96,7 +103,10 @@ class TrainConfig:
             self.num_workers == 0,
             f"num_workers must be 0 (data is decoded into memory once), got {self.num_workers}",
         )
-        self.data_options()  # validates val_fraction, fit, text_mode, max_items
+        for name in ("include", "exclude"):  # JSON gives lists
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.data_options()  # validates val_fraction, fit, text_mode, max_items, background, ...
 
     def data_options(self) -> DataOptions:
         """The data preprocessing and split these settings ask for."""
@@ -106,6 +116,11 @@ class TrainConfig:
             val_fraction=self.val_fraction,
             seed=self.seed,
             max_items=self.max_items,
+            background=self.background,
+            include=self.include,
+            exclude=self.exclude,
+            column=self.column,
+            drop_flat=self.drop_flat,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Also the size estimate and the speed probe. A mixin of :class:`studio.train.pane
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import math
@@ -27,6 +28,11 @@ from studio.train.runs import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def esc(text: Any) -> str:
+    """``text`` safe inside the panel's rich-text labels."""
+    return html.escape(str(text), quote=False)
 
 
 class DataChecks:
@@ -119,7 +125,10 @@ class DataChecks:
 
     def _browse_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Training data file", "", "Text (*.txt *.md);;All files (*)"
+            self,
+            "Training data file",
+            "",
+            "All files (*);;Arrays (*.npy *.npz *.gz *ubyte);;Text (*.txt *.md *.csv *.jsonl)",
         )
         if path:
             self.set_data(path)
@@ -180,34 +189,48 @@ class DataChecks:
         return report
 
     def show_report(self, report: Any, mcfg: Any, error: str | None = None) -> None:
-        """Counts, skipped files with reasons, statistics and the preprocessed preview."""
+        """Warnings first, then counts, skipped files with reasons, statistics and 16+ preview items.
+
+        The same content as ``prime train --dry-run``; every file-derived string is HTML-escaped.
+        """
         f = self.form
         f.skipped.clear()
+        f.drop_flat_now.hide()
         if report is None:
-            f.report_summary.setText(f"<span style='color:#c0392b'>Cannot read the data: {error}</span>")
+            f.report_summary.setText(f"<span style='color:#c0392b'>Cannot read the data: {esc(error)}</span>")
             f.stats.setText("")
             return
-        head = (
-            f"<b>{report.files_found}</b> files found, <b>{report.files_used}</b> used, "
-            f"<b>{len(report.skipped)}</b> skipped \u00b7 <b>{report.items}</b> items "
-            f"({report.train_items} train, {report.val_items} validation)"
-        )
-        if report.skipped:
-            head += "<br>skipped: " + ", ".join(
-                f"{n} {r}" for r, n in sorted(report.skipped_by_reason.items())
-            )
+        parts = []
         if not report.ok:
-            head += f"<br><span style='color:#c0392b'><b>Cannot train:</b> {report.problem}</span>"
-        f.report_summary.setText(head)
+            parts.append(f"<span style='color:#c0392b'><b>Cannot train:</b> {esc(report.problem)}</span>")
+        for w in report.warnings:
+            parts.append(f"<span style='color:#b9770e'><b>Warning:</b> {esc(w)}</span>")
+        parts.append(esc(report.target_line()))
+        parts.append(esc(report.counts_line()))
+        if report.skipped:
+            parts.append("skipped: " + esc(", ".join(report.skipped_lines())))
+        f.report_summary.setText("<br>".join(parts))
+        f.drop_flat_now.setVisible(bool(report.flat_items) and not f.drop_flat.isChecked())
+        f.drop_flat_now.setText(f"Drop the {report.flat_items} flat items")
         for s in report.skipped:
             f.skipped.addItem(f"{s.path} \u2014 {s.reason}" + (f" ({s.detail})" if s.detail else ""))
-        if not report.skipped:
+        if report.flat_sources and not report.flat_dropped:
+            for src in report.flat_sources:
+                f.skipped.addItem(
+                    f"{src} \u2014 flat (kept; tick \u201cDrop flat items\u201d to leave it out)"
+                )
+        if f.skipped.count() == 0:
             f.skipped.addItem("none")
-        f.stats.setText("<br>".join(f"{k}: {v}" for k, v in report.stats.items()))
+        rows = "".join(
+            f"<tr><td style='padding-right:8px'>{esc(k)}</td><td>{esc(v)}</td></tr>"
+            for k, v in report.stats_rows()
+        )
+        f.stats.setText(f"<table>{rows}</table>" if rows else "")
         if self.state not in ACTIVE:
             self.view.show_tokens(
                 report.preview_tokens,
                 mcfg,
-                f"Data preview: {len(report.preview_tokens)} items as the model will see them",
+                report.preview_title() if len(report.preview_tokens) else "Data preview: nothing to show",
                 tuple(report.preview_text),
+                tuple(report.preview_sources),
             )

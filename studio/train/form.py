@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -160,10 +161,11 @@ class TrainingForm(QWidget):
         if not hasattr(self, "text_mode"):
             return  # built later in __init__
         image = self.modality_now() == "image"
-        for w in (self.fit_label, self.fit):
+        for w in (self.fit_label, self.fit, self.background_label, self.background_row):
             w.setVisible(image)
-        for w in (self.text_mode_label, self.text_mode):
+        for w in (self.text_mode_label, self.text_mode, self.column_label, self.column):
             w.setVisible(not image)
+        self.background_colour.setEnabled(self.background.currentData() == "colour")
 
     def _sync_modality(self) -> None:
         image = self.modality.currentData() == "image"
@@ -255,17 +257,53 @@ class TrainingForm(QWidget):
         box = QGroupBox("2 \u00b7 Data")
         self.data_path = QLineEdit()
         self.data_path.setPlaceholderText(
-            "a folder of images, a text file or a folder of .txt/.md \u2014 or drop it here"
+            "a folder or file of images, arrays (.npy/.npz/MNIST IDX) or text \u2014 or drop it here"
         )
         self.pick_folder = QPushButton("Folder\u2026")
         self.pick_file = QPushButton("File\u2026")
         self.fit = _combo()
         self.fit.addItem("resize and centre-crop", "crop")
-        self.fit.addItem("resize and pad (black borders)", "pad")
+        self.fit.addItem("resize and pad (background borders)", "pad")
+        self.background = _combo()
+        self.background.addItem("white", "white")
+        self.background.addItem("black", "black")
+        self.background.addItem("a colour:", "colour")
+        self.background.setToolTip(
+            "What transparent pixels (and padding) become. White suits icon sets: most are dark "
+            "glyphs on transparency, which turn into flat black squares on black."
+        )
+        self.background_colour = QLineEdit("#808080")
+        self.background_colour.setPlaceholderText("#rrggbb")
+        self.background_colour.setMaximumWidth(90)
+        self.background_row = QWidget()
+        bg_row = QHBoxLayout(self.background_row)
+        bg_row.setContentsMargins(0, 0, 0, 0)
+        bg_row.addWidget(self.background, 1)
+        bg_row.addWidget(self.background_colour)
+        self.include = QLineEdit()
+        self.include.setPlaceholderText("all files (or e.g. *.png, icons/*)")
+        self.include.setToolTip(
+            "Use only files whose path or name matches one of these glob patterns (comma-separated)"
+        )
+        self.exclude = QLineEdit()
+        self.exclude.setPlaceholderText("nothing (or e.g. *-rtl*, drafts/*)")
+        self.exclude.setToolTip(
+            "Leave out files whose path or name matches one of these glob patterns (comma-separated)"
+        )
+        self.column = QLineEdit()
+        self.column.setPlaceholderText("CSV/JSONL: none (files are plain text)")
+        self.column.setToolTip(
+            "With a name, every CSV/TSV row or JSONL record gives one document: that column's text"
+        )
+        self.drop_flat = QCheckBox("Drop flat items (one colour, or blank text)")
+        self.drop_flat.setToolTip("Leave out items that are one flat colour or blank after preprocessing")
         self.text_mode = _combo()
         self.text_mode.addItem("one document per sequence (tail padded)", "pad")
         self.text_mode.addItem("documents packed back to back", "pack")
         self.report_summary = _note("No data chosen yet.")
+        self.drop_flat_now = QPushButton("Drop the flat items")
+        self.drop_flat_now.setToolTip("Tick \u201cDrop flat items\u201d and check the data again")
+        self.drop_flat_now.hide()
         self.skipped = QListWidget()
         self.skipped.setMaximumHeight(110)
         self.skipped.setToolTip("Files that will not be used, each with its reason")
@@ -278,9 +316,16 @@ class TrainingForm(QWidget):
         form.addRow(self.data_path)
         form.addRow(row)
         self.fit_label, self.text_mode_label = QLabel("Image fit"), QLabel("Text")
+        self.background_label, self.column_label = QLabel("Background"), QLabel("Column")
         form.addRow(self.fit_label, self.fit)
+        form.addRow(self.background_label, self.background_row)
         form.addRow(self.text_mode_label, self.text_mode)
+        form.addRow(self.column_label, self.column)
+        form.addRow("Include", self.include)
+        form.addRow("Exclude", self.exclude)
+        form.addRow(self.drop_flat)
         form.addRow(self.report_summary)
+        form.addRow(self.drop_flat_now)
         form.addRow(QLabel("Skipped files:"))
         form.addRow(self.skipped)
         form.addRow(self.stats)
@@ -289,7 +334,23 @@ class TrainingForm(QWidget):
         self.pick_file.clicked.connect(self.browse_file)
         self.fit.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
         self.text_mode.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
+        self.background.currentIndexChanged.connect(lambda _i: self._sync_data_rows())
+        self.background.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
+        for edit in (self.background_colour, self.include, self.exclude, self.column):
+            edit.editingFinished.connect(self.data_options_changed.emit)
+        self.drop_flat.toggled.connect(lambda _b: self.data_options_changed.emit())
+        self.drop_flat_now.clicked.connect(lambda: self.drop_flat.setChecked(True))
         return box
+
+    def background_value(self) -> str:
+        """The background option: white, black or the colour typed (#rrggbb)."""
+        choice = self.background.currentData()
+        return self.background_colour.text().strip() if choice == "colour" else choice
+
+    @staticmethod
+    def patterns(edit: QLineEdit) -> tuple[str, ...]:
+        """Comma-separated glob patterns of a line edit."""
+        return tuple(p.strip() for p in edit.text().split(",") if p.strip())
 
     # ------------------------------------------------------------------ run
     def _run_box(self) -> QGroupBox:
@@ -351,6 +412,11 @@ class TrainingForm(QWidget):
             eval_batches=4,
             fit=self.fit.currentData(),
             text_mode=self.text_mode.currentData(),
+            background=self.background_value(),
+            include=self.patterns(self.include),
+            exclude=self.patterns(self.exclude),
+            column=self.column.text().strip(),
+            drop_flat=self.drop_flat.isChecked(),
         )
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -359,6 +425,10 @@ class TrainingForm(QWidget):
             widget = getattr(self, key)
             if isinstance(widget, QLineEdit):
                 widget.setText(str(value))
+            elif isinstance(widget, QCheckBox):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{key}: expected true or false, got {value!r}")
+                widget.setChecked(value)
             elif isinstance(widget, QComboBox):
                 i = widget.findData(value)
                 if i < 0:
@@ -369,7 +439,8 @@ class TrainingForm(QWidget):
 
     MODEL_KEYS = ("preset", "modality", "height_", "width_", "channels", "levels", "seq_len", "ell")
     RUN_KEYS = (
-        "data_path", "fit", "text_mode", "name", "steps", "batch", "lr", "ema", "objective",
+        "data_path", "fit", "text_mode", "background", "background_colour", "include", "exclude",
+        "column", "drop_flat", "name", "steps", "batch", "lr", "ema", "objective",
         "checkpoint_every", "preview_every", "eval_every",
     )  # fmt: skip
 
@@ -380,6 +451,8 @@ class TrainingForm(QWidget):
             widget = getattr(self, key)
             if isinstance(widget, QLineEdit):
                 out[key] = widget.text()
+            elif isinstance(widget, QCheckBox):
+                out[key] = widget.isChecked()
             elif isinstance(widget, QComboBox):
                 out[key] = widget.currentData()
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import time
 from typing import Any
@@ -87,6 +88,17 @@ class PixelView(QWidget):
 def tokens_text(tokens: Any) -> str:
     """Text tokens (N, L) decoded, one sample per block."""
     return "\n\u2500\u2500\u2500\u2500\n".join(eng.tokens_to_text(row) for row in tokens)
+
+
+def text_item(i: int, text: str, source: str = "") -> str:
+    """One text preview item: its number and source, the text, and its newline padding as one mark.
+
+    Tokens are bytes, so every character is one token (two to four for non-ASCII characters).
+    """
+    body = text.rstrip("\n")
+    pad = len(text) - len(body)
+    head = f"\u2500\u2500 {i + 1}" + (f" \u00b7 {source}" if source else "") + " \u2500\u2500"
+    return f"{head}\n{body}" + (f"\u23ce\u00d7{pad} (padding)" if pad else "")
 
 
 class TrainingView(QWidget):
@@ -198,7 +210,8 @@ class TrainingView(QWidget):
 
     def set_reason(self, text: str | None) -> None:
         """Why Start is disabled (red), or nothing."""
-        self.reason.setText(f"<span style='color:#c0392b'>{text}</span>" if text else "")
+        shown = html.escape(text, quote=False) if text else ""  # reasons quote file names and paths
+        self.reason.setText(f"<span style='color:#c0392b'>{shown}</span>" if text else "")
         self.reason.setVisible(bool(text))
 
     def reset(self, steps: int) -> None:
@@ -211,14 +224,22 @@ class TrainingView(QWidget):
         self.progress.setFormat("")
         self.rate.setText("")
 
-    def show_tokens(self, tokens: Any, config: Any, title: str, texts: tuple[str, ...] = ()) -> None:
-        """Show image or text tokens (N, L) as the model sees them."""
+    def show_tokens(
+        self, tokens: Any, config: Any, title: str, texts: tuple[str, ...] = (), sources: tuple[str, ...] = ()
+    ) -> None:
+        """Show image or text tokens (N, L) as the model sees them (``sources`` name data items)."""
         self.preview_title.setText(title)
         if config.modality == "image":
             self.preview_image.set_image(tokens_image(tokens, config) if len(tokens) else None)
+            self.preview_image.setToolTip("\n".join(f"{i + 1}. {s}" for i, s in enumerate(sources)))
             self.preview_stack.setCurrentWidget(self.preview_image)
         else:
-            body = "\n\u2500\u2500\u2500\u2500\n".join(texts) if texts else tokens_text(tokens)
+            if texts:
+                body = "\n".join(
+                    text_item(i, text, sources[i] if i < len(sources) else "") for i, text in enumerate(texts)
+                )
+            else:
+                body = tokens_text(tokens)
             self.preview_text.setPlainText(body)
             self.preview_stack.setCurrentWidget(self.preview_text)
 

@@ -39,9 +39,10 @@ def test_mixed_folder_reports_every_skip_with_its_reason(tmp_path) -> None:
         "vanished.png": "vanished",
     }
     assert report.items == 6 and report.train_items + report.val_items == 6 and report.val_items >= 1
-    assert report.preview_tokens.shape == (4, 48) and report.preview_tokens.dtype == torch.int64
+    assert report.preview_tokens.shape == (report.train_items, 48)  # all of them: fewer than 16
+    assert report.preview_tokens.dtype == torch.int64
     assert int(report.preview_tokens.max()) <= 15
-    assert report.stats["original width"].startswith("min 12")
+    assert report.stats["original width"] == "12 to 64 (median 12) pixels"
     text = report.summary()
     assert "too large" in text and "ready to train" in text
     json.dumps(report.to_dict())
@@ -51,7 +52,7 @@ def test_text_preview_is_decoded(tmp_path) -> None:
     (tmp_path / "a.txt").write_bytes(b"hello world, partial masking")
     report = preflight(tmp_path, TXT)
     assert report.ok and report.preview_text[0].startswith("hello world")
-    assert report.stats["total bytes"] == 28
+    assert report.stats["total size"] == "28 bytes"
 
 
 def test_empty_folder_and_no_usable_file(tmp_path) -> None:
@@ -94,3 +95,91 @@ def test_a_named_pipe_is_skipped_not_read(tmp_path) -> None:
     report = preflight(tmp_path, IMG)
     assert report.ok and report.files_used == 2
     assert [(s.path, s.reason) for s in report.skipped] == [("pipe.png", "unreadable")]
+
+
+def _icon_folder(root, n: int = 20, solid: int = 0) -> None:
+    """``n`` 8x8 RGBA icons: black glyphs on transparency (as Adwaita's symbolic icons); ``solid`` opaque."""
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        arr = np.zeros((8, 8, 4), np.uint8)
+        if i < solid:
+            arr[...] = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+            arr[..., 3] = 255
+        else:
+            arr[2:6, 1 + i % 3 : 5 + i % 3, 3] = 255  # a small black square glyph
+        Image.fromarray(arr, "RGBA").save(root / f"icon{i:02d}.png")
+
+
+def test_flat_items_warn_on_black_and_not_on_white(tmp_path) -> None:
+    _icon_folder(tmp_path, n=20, solid=2)
+    black = preflight(tmp_path, IMG, DataOptions(background="black"))
+    assert black.ok and black.flat_items == 18 and len(black.flat_sources) == 18
+    assert black.warnings and black.warnings[0].startswith("18 of 20 items (90%) are one flat colour")
+    assert "--drop-flat" in black.warnings[0] and "--background" in black.warnings[0]
+    lines = black.summary().splitlines()
+    assert lines[1].startswith("warning: 18 of 20 items") and "icon02.png" in black.summary()
+    white = preflight(tmp_path, IMG)  # the default background
+    assert white.ok and white.flat_items == 0 and not white.warnings
+    assert white.options["background"] == "white"
+    dropped = preflight(tmp_path, IMG, DataOptions(background="black", drop_flat=True, val_fraction=0.0))
+    assert dropped.ok and dropped.items == 2 and dropped.files_used == 2 and dropped.flat_dropped == 18
+    assert dropped.skipped_by_reason == {"flat": 18} and not dropped.warnings
+    assert dropped.data.sources == ("icon00.png", "icon01.png")
+
+
+def test_a_folder_that_is_all_blank_after_preprocessing_is_refused(tmp_path) -> None:
+    _icon_folder(tmp_path / "icons", n=5)
+    report = preflight(tmp_path / "icons", IMG, DataOptions(background="black"))
+    assert not report.ok and "every item (5) is one flat colour after preprocessing" in report.problem
+    assert "another --background" in report.problem
+    with pytest.raises(DataError, match="every item"):
+        load_data(tmp_path / "icons", IMG, DataOptions(background="black"))
+    (tmp_path / "text").mkdir()
+    for i in range(3):
+        (tmp_path / "text" / f"blank{i}").write_text(" \n\n  \t\n" * (i + 1))
+    report = preflight(tmp_path / "text", TXT)
+    assert not report.ok and "is blank (whitespace or one repeated byte)" in report.problem
+
+
+def test_the_report_reads_as_sentences_with_sixteen_previews(tmp_path) -> None:
+    image_folder(tmp_path / "imgs", n=40, mode="RGBA")
+    report = preflight(tmp_path / "imgs", IMG, DataOptions(val_fraction=0.1))
+    assert report.preview_tokens.shape[0] == 16 and len(report.preview_sources) == 16
+    text = report.summary()
+    assert "{" not in text and "'" not in text  # no Python reprs
+    assert "colour modes     40 RGBA (with transparency)" in text
+    assert "transparency composited onto white" in text
+    d = report.to_dict()
+    assert json.loads(json.dumps(d))["stats_table"][0] == ["original width", "12 pixels"]
+    assert d["warnings"] == list(report.warnings) and d["preview_title"].startswith("16 preview items")
+    assert all(isinstance(v, str) for v in report.stats.values())
+
+
+def test_text_report_escapes_control_characters_from_files(tmp_path) -> None:
+    (tmp_path / "evil\x1b]0;owned\x07.txt").write_bytes(b"hello \x1b[2J\x1b[31mred\x1b[0m world " * 3)
+    report = preflight(tmp_path, TXT)
+    text = report.summary()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text and "evil\\x1b]0;owned\\x07.txt" in text
+    assert "every byte is one token" in text
+
+
+def test_a_file_that_vanishes_while_loading_is_reported(tmp_path, monkeypatch) -> None:
+    import engine.data.collect as pf
+
+    image_folder(tmp_path, n=4)
+    real = pf.read_file
+
+    def read_and_lose(full, rel, *a):
+        if rel == "img1.png":
+            full.unlink()  # the file really disappears between the listing and the read
+        return real(full, rel, *a)
+
+    monkeypatch.setattr(pf, "read_file", read_and_lose)
+    report = preflight(tmp_path, IMG)
+    assert report.ok and report.files_used == 3
+    assert [(s.path, s.reason) for s in report.skipped] == [("img1.png", "vanished")]

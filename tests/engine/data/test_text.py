@@ -19,12 +19,13 @@ def test_chunk_pads_the_tail_with_newlines() -> None:
 
 
 def test_invalid_utf8_is_kept_losslessly_and_documents_never_share_a_row(tmp_path) -> None:
-    a = bytes(range(256)) + b"\xff\xfe\x80"  # every byte value, invalid UTF-8
+    a = "café crème, ".encode("latin-1") * 20 + b"\xff\xfe\x80"  # Latin-1: invalid UTF-8, printable
     b = "héllo wörld ✓".encode()
     (tmp_path / "a.txt").write_bytes(a)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.md").write_bytes(b)
     (tmp_path / "image.png").write_bytes(b"\x89PNG")  # not text: skipped
+    (tmp_path / "z.txt").write_bytes(bytes(range(256)))  # NUL bytes: binary, whatever its name
     data = load_data(tmp_path, CFG, DataOptions(val_fraction=0.0))
     assert data.sources == ("a.txt", "sub/b.md")
     for g, doc in enumerate((a, b)):
@@ -42,7 +43,7 @@ def test_pack_mode_joins_documents_with_a_blank_line() -> None:
 
 
 def test_single_file_split_holds_out_a_contiguous_tail(tmp_path) -> None:
-    (tmp_path / "one.txt").write_bytes(b"x" * 8 * 20)
+    (tmp_path / "one.txt").write_bytes(b"abcdefgh" * 20)
     data = load_data(tmp_path / "one.txt", CFG, DataOptions(val_fraction=0.25))
     assert data.val_index.tolist() == list(range(15, 20))
     assert data.train_index.tolist() == list(range(15))
