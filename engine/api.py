@@ -14,6 +14,11 @@ from typing import Any
 import torch
 
 REVEAL_MODES = ("joint", "marginal")
+# which masked digits a step reveals: see engine/sampling/strategies.py
+STRATEGIES = ("ancestral", "confidence", "margin", "entropy", "threshold")
+# what the CLI and the studio use unless told otherwise, chosen by `prime bench quality`
+# (docs/SAMPLING.md); SampleRequest itself defaults to the model's own (ancestral) sampler
+DEFAULT_STRATEGY = "ancestral"
 
 
 class CancelToken:
@@ -64,7 +69,14 @@ class SampleRequest:
     revealed digit from its marginal). corrector: fraction of free visible digits re-masked and
     redrawn after each predictor step except the last (0 = off). time_warp: grid t_k = (k/T)**warp.
     preview_every: a SampleStep carries the state every this many steps (and always the last).
-    record_predictions: keep the model's predicted clean sample (argmax) at every step.
+    record_predictions: keep the model's predicted clean sample (argmax) at every step, and the
+    confidence of every revealed digit (``Trajectory.reveal_confidence``).
+    strategy: which masked digits a step reveals. "ancestral" (default) is the model's own
+    sampler: each digit is revealed with probability r, the process the valid bound describes.
+    "confidence", "margin" and "entropy" reveal the n most certain digits (n follows the
+    schedule's expected reveals); "threshold" reveals every digit whose confidence reaches
+    ``threshold`` (at least one per sample and step). These four are not the ancestral sampler.
+    threshold: tau in [0, 1] for strategy "threshold" (ignored otherwise).
     """
 
     num_samples: int = 1
@@ -81,6 +93,8 @@ class SampleRequest:
     preview_every: int = 1
     record_predictions: bool = False
     condition: Condition | None = None
+    strategy: str = "ancestral"
+    threshold: float = 0.9
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_samples <= 4096:
@@ -105,6 +119,10 @@ class SampleRequest:
             raise ValueError(f"time_warp must be in [0.1, 10], got {self.time_warp}")
         if self.preview_every < 1:
             raise ValueError(f"preview_every must be >= 1, got {self.preview_every}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
     def replace(self, **changes: Any) -> SampleRequest:
         """A copy with some fields changed (validated again)."""

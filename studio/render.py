@@ -9,6 +9,9 @@ Image views (``MODES``):
   decided digits still allow, tinted by how undecided it is; masked pixels are the tint colour.
 - ``prediction``: the model's predicted clean sample at that step (where recorded).
 - ``map``: one colour per state (masked / partial, brighter the more digits are decided / visible).
+- ``confidence``: each decided or partial token coloured by how confident the model was in the
+  digits it revealed (the least confident of them; red 0, amber 0.5, green 1), as LLaDA's demo
+  colours tokens; undecided digits tinted as in ``state``. Needs the recorded confidence.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import numpy as np
 import torch
 from PySide6.QtGui import QImage
 
-MODES = ("state", "prediction", "map")
-MODE_LABELS = {"state": "State", "prediction": "Prediction", "map": "State map"}
+MODES = ("state", "prediction", "map", "confidence")
+MODE_LABELS = {"state": "State", "prediction": "Prediction", "map": "State map", "confidence": "Confidence"}
+# confidence ramp: (confidence, RGB) stops, linear in between
+CONFIDENCE_STOPS = ((0.0, (215, 48, 39)), (0.5, (240, 170, 40)), (1.0, (40, 170, 90)))
 
 TINT = np.array([92, 70, 180], dtype=np.float32)  # colour of "undecided"
 MAP_MASKED = np.array([52, 56, 74], dtype=np.float32)
@@ -132,9 +137,17 @@ class Renderer:
         return values * (255.0 / (self.num_classes - 1))
 
     def image_arrays(
-        self, state: torch.Tensor, mode: str = "state", prediction: torch.Tensor | None = None
+        self,
+        state: torch.Tensor,
+        mode: str = "state",
+        prediction: torch.Tensor | None = None,
+        confidence: torch.Tensor | None = None,
     ) -> np.ndarray:
-        """uint8 RGB (N, H, W, 3) for a state (N, L, ell) in one of ``MODES``."""
+        """uint8 RGB (N, H, W, 3) for a state (N, L, ell) in one of ``MODES``.
+
+        confidence (N, L, ell), NaN for digits not revealed: for the ``confidence`` mode (without
+        it, that mode draws the ``state`` view).
+        """
         if mode not in MODES:
             raise ValueError(f"view mode must be one of {MODES}, got {mode!r}")
         if self.config.modality != "image":
@@ -154,7 +167,13 @@ class Renderer:
             partial = MAP_PARTIAL * (0.45 + 0.55 * decided)
             rgb = np.where(all_masked, MAP_MASKED, np.where(any_masked, partial, MAP_VISIBLE))
             return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
-        val = self._rgb(self._to_pixels(self._levels(np.maximum(mean, 0))))  # (N, H, W, 3)
+        if mode == "confidence" and confidence is not None:
+            cfg = self.config
+            colours = confidence_colours(confidence.reshape(state.shape))  # (N, L, 3)
+            # the colour channels of a pixel are separate tokens: show their mean colour
+            val = colours.reshape(state.shape[0], cfg.height, cfg.width, cfg.channels, 3).mean(-2)
+        else:
+            val = self._rgb(self._to_pixels(self._levels(np.maximum(mean, 0))))  # (N, H, W, 3)
         # strength of the "undecided" tint: 0 visible, 1 masked, 0.3..0.8 partial
         strength = np.where(frac_px <= 0, 0.0, np.where(frac_px >= 1, 1.0, 0.3 + 0.5 * frac_px))
         rgb = val * (1.0 - strength) + TINT * strength
@@ -178,9 +197,10 @@ class Renderer:
         mode: str = "state",
         prediction: torch.Tensor | None = None,
         columns: int | None = None,
+        confidence: torch.Tensor | None = None,
     ) -> QImage:
         """A grid of all samples of a state (N, L, ell) as one QImage (1 pixel per pixel)."""
-        return to_qimage(grid(self.image_arrays(state, mode, prediction), columns))
+        return to_qimage(grid(self.image_arrays(state, mode, prediction, confidence), columns))
 
     # ------------------------------------------------------------------ hover
     def token_info(
@@ -252,6 +272,39 @@ class Renderer:
 
 TEXT_COLOURS_LIGHT = {MASKED: ("#9a9aae", ""), PARTIAL: ("#7a4a00", "#ffe2a8"), VISIBLE: ("#111111", "")}
 TEXT_COLOURS_DARK = {MASKED: ("#5c5c70", ""), PARTIAL: ("#ffd27a", "#4a3710"), VISIBLE: ("#eeeeee", "")}
+
+
+def confidence_colours(confidence: torch.Tensor) -> np.ndarray:
+    """RGB float (..., 3) per token from digit confidences (..., ell), NaN = not revealed.
+
+    A token takes the least confident of its revealed digits; a token with none revealed is
+    mid grey (the undecided tint covers it).
+    """
+    conf = confidence.float().numpy()
+    revealed = ~np.isnan(conf)
+    low = np.where(revealed, conf, np.inf).min(-1)  # (...)
+    low = np.where(np.isfinite(low), np.clip(low, 0.0, 1.0), np.nan)
+    xs = np.array([c for c, _ in CONFIDENCE_STOPS], dtype=np.float32)
+    out = np.empty((*low.shape, 3), dtype=np.float32)
+    for channel in range(3):
+        ys = np.array([rgb[channel] for _, rgb in CONFIDENCE_STOPS], dtype=np.float32)
+        out[..., channel] = np.interp(np.nan_to_num(low, nan=0.5), xs, ys)
+    out[np.isnan(low)] = 127.5
+    return out
+
+
+def confidence_backgrounds(confidence: torch.Tensor) -> list[str | None]:
+    """Light background colours (hex) per token of one text sample, from confidence (L, ell).
+
+    None for tokens with no revealed digit (they keep the state's colours).
+    """
+    rgb = confidence_colours(confidence)  # (L, 3)
+    unrevealed = torch.isnan(confidence.float()).all(-1).numpy()
+    light = 0.55 * rgb + 0.45 * 255.0  # pale enough for dark text on top
+    return [
+        None if unrevealed[i] else "#{:02x}{:02x}{:02x}".format(*(int(round(c)) for c in light[i]))
+        for i in range(rgb.shape[0])
+    ]
 
 
 def num(value: float) -> str:

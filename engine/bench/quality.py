@@ -1,9 +1,13 @@
-"""``prime bench quality``: Prime vs MDM at equal NFE on the bundled models' own data.
+"""``prime bench quality``: Prime vs MDM at equal NFE on the bundled models' own data, per sampler.
 
 For each model: the valid bound on its held-out data (bits per dimension with standard error),
-then, at each target NFE, samples drawn with the step count whose expected NFE (with caching)
-reaches the target, and their quality (digits: classifier confidence, class balance and Fréchet
-distance; text: in-vocabulary words and well-formed lines), actual NFE, idle steps and wall time.
+then, at each target NFE and for each reveal strategy, samples and their quality (digits:
+classifier confidence, class balance and Fréchet distance; text: in-vocabulary words and
+well-formed lines), actual NFE, idle steps and wall time. The ancestral sampler runs the step
+count whose expected NFE (with caching) reaches the target; the confidence, margin and entropy
+orders reveal at every step, so they run T = target; threshold decoding runs with the target as
+its step cap and makes as many calls as it needs (at most the cap). The bound describes the model
+(and its ancestral sampler), not the other strategies.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.api import SampleRequest
+from engine.api import STRATEGIES, SampleRequest
 from engine.bench.metrics import DigitJudge, corpus_vocabulary, steps_for_nfe, text_quality
 from engine.files.convert import tokens_to_text
 from engine.files.library import resolve_model
@@ -24,6 +28,7 @@ from engine.training import evaluate
 
 DEFAULT_MODELS = ("digits-prime", "digits-mdm", "kjv-prime", "kjv-mdm")
 DEFAULT_NFE = (8, 16, 32, 64, 128)
+DEFAULT_THRESHOLD = 0.9
 
 
 def _digits_judge(seed: int) -> tuple[DigitJudge, Any]:
@@ -51,13 +56,16 @@ def _kjv_vocab() -> tuple[set[str], Any]:
 
 
 def _sample_all(
-    model, steps: int, num: int, seed: int, batch: int
+    model, steps: int, num: int, seed: int, batch: int, strategy: str = "ancestral", threshold: float = 0.9
 ) -> tuple[torch.Tensor, list[int], list[int], float]:
     tokens, nfe, idle = [], [], []
     started = time.perf_counter()
     for i, start in enumerate(range(0, num, batch)):
         n = min(batch, num - start)
-        result = sample(model, SampleRequest(num_samples=n, steps=steps, seed=seed + i))
+        request = SampleRequest(
+            num_samples=n, steps=steps, seed=seed + i, strategy=strategy, threshold=threshold
+        )
+        result = sample(model, request)
         tokens.append(result.tokens)
         nfe += result.nfe
         idle += result.idle_steps
@@ -65,9 +73,18 @@ def _sample_all(
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
-    """Measure every model at every NFE; ``args``: models, nfe, num, seed, batch, eval_passes."""
+    """Measure every model at every NFE and strategy.
+
+    ``args``: models, nfe, num, seed, batch, eval_passes, strategies (default: all), threshold
+    (tau of threshold decoding, default 0.9).
+    """
     names = list(args.get("models") or DEFAULT_MODELS)
     targets = [int(v) for v in (args.get("nfe") or DEFAULT_NFE)]
+    strategies = list(args.get("strategies") or STRATEGIES)
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+    tau = float(args.get("threshold", DEFAULT_THRESHOLD))
     num, seed = int(args.get("num", 256)), int(args.get("seed", 0))
     batch = int(args.get("batch", 64))
     judge = vocab = digits = None
@@ -101,15 +118,20 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             }
         )
         subtokens = cfg.ell * cfg.seq_length
-        for target in targets:
-            try:
-                steps, reachable = steps_for_nfe(target, subtokens), True
-            except ValueError:  # MDM cannot make that many calls: run 4x the steps, report what it made
-                steps, reachable = 4 * target, False
-            tokens, nfe, idle, seconds = _sample_all(model, steps, num, seed, batch)
+        for target, strategy in ((t, s) for t in targets for s in strategies):
+            if strategy != "ancestral":  # one call per step (threshold: at most), up to one per digit
+                steps, reachable = target, target <= subtokens
+            else:
+                try:
+                    steps, reachable = steps_for_nfe(target, subtokens), True
+                except ValueError:  # MDM cannot make that many calls: 4x the steps, report what it made
+                    steps, reachable = 4 * target, False
+            tokens, nfe, idle, seconds = _sample_all(model, steps, num, seed, batch, strategy, tau)
             row: dict[str, Any] = {
                 "model": name,
                 "ell": cfg.ell,
+                "strategy": strategy,
+                "threshold": tau if strategy == "threshold" else None,
                 "target_nfe": target,
                 "target_reachable": reachable,
                 "steps": steps,
@@ -128,6 +150,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "num_samples": num,
         "seed": seed,
+        "strategies": strategies,
+        "threshold": tau,
         "threads": torch.get_num_threads(),
     }
     if judge is not None:
@@ -157,7 +181,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{ref['in_vocabulary_share']:.3f}, well-formed lines {ref['well_formed_line_share']:.3f}"
         )
     lines.append("")
-    lines.append("model            NFE  steps  mean NFE  idle  s/sample  quality")
+    lines.append("model            strategy    NFE  steps  mean NFE  idle  s/sample  quality")
     for r in result["rows"]:
         if "mean_confidence" in r:
             q = (
@@ -170,13 +194,16 @@ def format_table(result: dict[str, Any]) -> str:
                 f"well-formed lines {r['well_formed_line_share']:.3f}"
             )
         mark = " " if r["target_reachable"] else "*"
+        strategy = r.get("strategy", "ancestral")
+        if r.get("threshold") is not None:
+            strategy = f"tau={r['threshold']:g}"
         lines.append(
-            f"{r['model']:<16} {r['target_nfe']:>3}  {r['steps']:>5}  {r['mean_nfe']:>7.1f}{mark}  "
-            f"{r['mean_idle_steps']:>4.1f}  {r['seconds_per_sample']:>8.4f}  {q}"
+            f"{r['model']:<16} {strategy:<10} {r['target_nfe']:>3}  {r['steps']:>5}  "
+            f"{r['mean_nfe']:>7.1f}{mark}  {r['mean_idle_steps']:>4.1f}  {r['seconds_per_sample']:>8.4f}  {q}"
         )
     if any(not r["target_reachable"] for r in result["rows"]):
         lines.append(
-            "* this NFE cannot be reached with caching (at most one call per sub-token): "
-            "sampled with 4x the steps, mean NFE as measured"
+            "* this NFE cannot be reached with caching (at most one call per sub-token): the "
+            "ancestral sampler ran 4x the steps, the others one step per call; mean NFE as measured"
         )
     return "\n".join(lines)

@@ -9,7 +9,8 @@ Modes:
 - ``matmul``: this machine's fp32 and bf16 matmul GFLOP/s (peak and median over repeats).
 - ``train``: runs ``python -m engine.bench.train`` (training throughput and MFU).
 - ``gui``: runs ``python -m studio.bench`` in a subprocess (the engine never imports Qt).
-- ``quality`` / ``objectives``: sample quality at equal NFE; the training objectives compared.
+- ``quality`` / ``objectives``: sample quality at equal NFE per reveal strategy (``--strategies``,
+  ``--threshold``); the training objectives compared.
 
 Each mode prints a table, or one JSON object with ``--json``.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from engine.api import STRATEGIES
 from engine.bench.matmul import bench_matmul, matmul_table
 from engine.bench.report import machine
 from engine.bench.sample import bench_sample, sample_table
@@ -54,6 +56,15 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--models", nargs="+", help="quality: models to compare (default: the bundled four)")
     p.add_argument("--nfe", type=int, nargs="+", help="quality: target NFE (default 8 16 32 64 128)")
     p.add_argument("--samples", type=int, default=256, help="quality/objectives: samples per setting")
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGIES,
+        help="quality: reveal strategies to compare (default: all)",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=0.9, help="quality: tau of the threshold strategy (default 0.9)"
+    )
     p.add_argument("--train-steps", type=int, default=1200, help="objectives: training steps per objective")
     p.add_argument("--quick", action="store_true", help="a small, fast configuration (sample, matmul, train)")
     p.add_argument(
@@ -114,7 +125,15 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.mode == "quality":
             from engine.bench import quality as bench  # imports sklearn and the bundled models: on demand
 
-            options = {"models": args.models, "nfe": args.nfe, "num": args.samples}
+            if not 0.0 <= args.threshold <= 1.0:
+                raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
+            options = {
+                "models": args.models,
+                "nfe": args.nfe,
+                "num": args.samples,
+                "strategies": args.strategies,
+                "threshold": args.threshold,
+            }
         else:
             from engine.bench import objectives as bench
 

@@ -1,5 +1,9 @@
 """Sampling: the generator-based sampler, its trajectory record and conditioning helpers.
 
+``sampler`` (the loop), ``strategies`` (which digits a step reveals), ``planned`` (exact idle
+skipping and the ancestral hot path), ``step`` (the step rule: filter, temperature, draws),
+``trajectory`` (the record), ``conditioning`` (fixed sub-tokens).
+
 It imports :mod:`engine.api`, :mod:`engine.config`, :mod:`engine.prime` and :mod:`engine.models`;
 never files, data, training or the CLI.
 """

@@ -144,7 +144,7 @@ _DIGITS_TRAIN = TrainConfig(
     preview_every=1000,
     checkpoint_every=250,
     seed=0,
-    bf16=True,
+    bf16=None,  # "auto": bf16 autocast only where this machine runs it faster (engine/device.py)
     val_fraction=0.0,
 )
 _KJV_LEN = 256

@@ -1,8 +1,8 @@
 """The generation panel.
 
 Samples, steps, seed (random or fixed, always recorded), temperature,
-top-p/top-k, reveal mode, corrector; for text also prefix, suffix and length; Generate / Cancel
-and a progress bar.
+top-p/top-k, reveal mode, reveal strategy (and its threshold), corrector; for text also prefix,
+suffix and length; Generate / Cancel and a progress bar.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.enginelink import eng
+
 DEFAULTS: dict[str, Any] = {
     "num_samples": 4,
     "steps": 64,
@@ -37,12 +39,35 @@ DEFAULTS: dict[str, Any] = {
     "top_k": 0,
     "top_p": 1.0,
     "reveal": "joint",
+    "strategy": eng.DEFAULT_STRATEGY,
+    "threshold": 0.9,
     "corrector": 0.0,
     "prefix": "",
     "suffix": "",
     "length": 0,
 }
-REQUEST_KEYS = ("num_samples", "steps", "seed", "temperature", "top_k", "top_p", "reveal", "corrector")
+REQUEST_KEYS = (
+    "num_samples",
+    "steps",
+    "seed",
+    "temperature",
+    "top_k",
+    "top_p",
+    "reveal",
+    "strategy",
+    "threshold",
+    "corrector",
+)
+STRATEGY_LABELS = {  # name -> (label, tooltip)
+    "ancestral": (
+        "Ancestral",
+        "The model's own sampler: each masked digit revealed with the schedule's odds",
+    ),
+    "confidence": ("Confidence", "The most confident digits first (LLaDA's low-confidence remasking)"),
+    "margin": ("Margin", "The digits with the largest top-1 minus top-2 probability first"),
+    "entropy": ("Entropy", "The digits with the lowest entropy first"),
+    "threshold": ("Threshold", "Every digit whose confidence reaches the threshold (one at least per step)"),
+}
 
 
 class GeneratePanel(QWidget):
@@ -78,6 +103,21 @@ class GeneratePanel(QWidget):
             "Joint: draw a whole token, reveal some of its digits (default).\n"
             "Marginal: draw each revealed digit from its own marginal."
         )
+        self.strategy = QComboBox()
+        for name in eng.STRATEGIES:
+            label, tip = STRATEGY_LABELS.get(name, (name.title(), ""))
+            self.strategy.addItem(label, name)
+            self.strategy.setItemData(self.strategy.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.strategy.setToolTip(
+            "Which masked digits each step reveals. Ancestral is the model's own sampler (the one\n"
+            "the valid bound describes); the others choose by the model's confidence and are not."
+        )
+        self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, value=0.9, decimals=2)
+        self.threshold.setToolTip(
+            "Threshold strategy: reveal every digit whose confidence (the largest probability of its\n"
+            "marginal) reaches this value; 1 = one digit per step, 0 = everything in one step"
+        )
+        self.strategy.currentIndexChanged.connect(self._strategy_changed)
         self.corrector = QDoubleSpinBox(minimum=0.0, maximum=0.5, singleStep=0.01, value=0.0, decimals=2)
         self.corrector.setSpecialValueText("off")
         self.corrector.setToolTip("Fraction of free visible digits re-masked and redrawn after each step")
@@ -93,6 +133,8 @@ class GeneratePanel(QWidget):
         form.addRow("Top-p", self.top_p)
         form.addRow("Top-k", self.top_k)
         form.addRow("Reveal", self.reveal)
+        form.addRow("Strategy", self.strategy)
+        form.addRow("Threshold", self.threshold)
         form.addRow("Corrector", self.corrector)
 
         self.text_box = QGroupBox("Text")
@@ -167,6 +209,8 @@ class GeneratePanel(QWidget):
             "top_k": self.top_k.value(),
             "top_p": round(self.top_p.value(), 4),
             "reveal": self.reveal.currentData(),
+            "strategy": self.strategy.currentData(),
+            "threshold": round(self.threshold.value(), 4),
             "corrector": round(self.corrector.value(), 4),
             "prefix": self.prefix.toPlainText(),
             "suffix": self.suffix.text(),
@@ -185,6 +229,8 @@ class GeneratePanel(QWidget):
             "top_k": lambda x: self.top_k.setValue(int(x)),
             "top_p": lambda x: self.top_p.setValue(float(x)),
             "reveal": lambda x: self.reveal.setCurrentIndex(max(0, self.reveal.findData(x))),
+            "strategy": lambda x: self.strategy.setCurrentIndex(max(0, self.strategy.findData(x))),
+            "threshold": lambda x: self.threshold.setValue(float(x)),
             "corrector": lambda x: self.corrector.setValue(float(x)),
             "prefix": lambda x: self.prefix.setPlainText(str(x)),
             "suffix": lambda x: self.suffix.setText(str(x)),
@@ -197,6 +243,10 @@ class GeneratePanel(QWidget):
                 except (TypeError, ValueError):
                     continue
         self.seed.setEnabled(not self.seed_random.isChecked())
+        self._strategy_changed()
+
+    def _strategy_changed(self, _index: int = 0) -> None:
+        self.threshold.setEnabled(self.strategy.currentData() == "threshold")
 
     def next_seed(self) -> int:
         """The seed for the next run: a fresh random one, or the fixed one."""

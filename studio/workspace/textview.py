@@ -1,7 +1,8 @@
 """The text view.
 
 Samples with tokens coloured by state (masked / partial with candidates /
-visible); hover shows a token's digits; select a span to regenerate it.
+visible), or by the model's confidence in each revealed token; hover shows a token's digits;
+select a span to regenerate it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import bisect
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QTextEdit, QVBoxLayout, QWidget
 
 from studio.render import PARTIAL, TEXT_COLOURS_DARK, TEXT_COLOURS_LIGHT, VISIBLE
 
@@ -31,8 +32,14 @@ class TokenText(QTextEdit):
         self._owners: list[tuple[int, int]] = []  # (sample, token) per entry of _starts
         self.dark = False
 
-    def set_segments(self, samples: list[list[tuple[str, int, str]]]) -> None:
-        """Show samples given as ``render.Renderer.text_segments`` lists."""
+    def set_segments(
+        self, samples: list[list[tuple[str, int, str]]], backgrounds: list[list[str | None]] | None = None
+    ) -> None:
+        """Show samples given as ``render.Renderer.text_segments`` lists.
+
+        backgrounds: per sample, a background colour per token (None: the state's colours), e.g.
+        the confidence colours of :func:`studio.render.confidence_backgrounds`.
+        """
         colours = TEXT_COLOURS_DARK if self.dark else TEXT_COLOURS_LIGHT
         formats = {}
         for kind, (fg, bg) in colours.items():
@@ -49,10 +56,16 @@ class TokenText(QTextEdit):
         for n, segments in enumerate(samples):
             if len(samples) > 1:
                 cursor.insertText(("\n\n" if n else "") + f"\u2014 sample {n + 1} \u2014\n", header)
+            shades = backgrounds[n] if backgrounds is not None and n < len(backgrounds) else None
             for i, (text, kind, _tip) in enumerate(segments):
                 starts.append(cursor.position())
                 owners.append((n, i))
-                cursor.insertText(text, formats.get(kind, formats[VISIBLE]))
+                fmt = formats.get(kind, formats[VISIBLE])
+                if shades is not None and i < len(shades) and shades[i] is not None:
+                    fmt = QTextCharFormat(fmt)
+                    fmt.setBackground(QColor(shades[i]))
+                    fmt.setForeground(QColor("#111111"))
+                cursor.insertText(text, fmt)
         self._starts, self._owners = starts, owners
 
     def token_at(self, position: int) -> tuple[int, int] | None:
@@ -91,6 +104,11 @@ class TextPanel(QWidget):
         self.regen = QPushButton("Regenerate selection")
         self.regen.setToolTip("Keep everything but the selected span of one sample and resample the span")
         self.regen.clicked.connect(self._regen)
+        self.by_confidence = QCheckBox("Confidence")
+        self.by_confidence.setToolTip(
+            "Colour each revealed token by how confident the model was in it when it was revealed\n"
+            "(red 0, amber 0.5, green 1), as LLaDA's demo does"
+        )
         self.legend = QLabel(
             "<span style='background:#ffe2a8;color:#7a4a00'>&nbsp;partial&nbsp;</span> "
             "<span style='color:#9a9aae'>\u2591 masked</span>"
@@ -100,6 +118,7 @@ class TextPanel(QWidget):
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(self.legend, 1)
+        bar.addWidget(self.by_confidence)
         bar.addWidget(self.regen)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -1,7 +1,8 @@
 """The timeline and its strip chart.
 
 A slider over every step, step/play controls, a strip chart of digits revealed
-per step (idle steps marked) and NFE / idle counters.
+per step (idle steps marked; the scale and the sampler's strategy in its corner) and NFE / idle
+counters; the label names the digits the current step revealed.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ class StripChart(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumHeight(48)
+        self.setMinimumHeight(56)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.revealed: list[float] = []  # per step (index 0 = step 1), summed over samples
         self.idle: list[float] = []  # fraction of samples idle at that step
         self.steps = 0
         self.current = 0
+        self.strategy = ""  # the reveal strategy of the run shown (drawn in the corner)
 
     def set_data(self, steps: int, revealed: list[float], idle: list[float]) -> None:
         """Replace the data (lists may be shorter than ``steps`` while sampling)."""
@@ -63,7 +65,8 @@ class StripChart(QWidget):
         if not self.steps:
             return
         x0, bw = self._bar_geometry()
-        h = self.height() - 10
+        band = 11  # a band at the top for the scale and the strategy
+        h = self.height() - 10 - band
         top = max(self.revealed) if self.revealed else 1.0
         top = top or 1.0
         bar = pal.highlight().color()
@@ -77,7 +80,7 @@ class StripChart(QWidget):
             value = max(self.revealed[a:b], default=0.0)
             if value > 0:
                 bh = max(1.0, h * value / top)
-                painter.fillRect(QRectF(x0 + a * bw, 2 + h - bh, width, bh), bar)
+                painter.fillRect(QRectF(x0 + a * bw, 2 + band + h - bh, width, bh), bar)
             frac = max(self.idle[a:b], default=0.0)
             if frac > 0:
                 idle_colour.setAlphaF(0.35 + 0.65 * min(1.0, frac))
@@ -86,6 +89,17 @@ class StripChart(QWidget):
             painter.setPen(QPen(pal.text().color(), 1))
             x = x0 + (self.current - 0.5) * bw
             painter.drawLine(int(x), 0, int(x), self.height())
+        # the scale: the tallest bar's count of digits, and which strategy revealed them
+        painter.setPen(pal.placeholderText().color())
+        font = painter.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        caption = f"{num(top)} digits/step max" + (f" \u00b7 {self.strategy}" if self.strategy else "")
+        painter.drawText(
+            self.rect().adjusted(4, 1, -4, 0),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+            caption,
+        )
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Seek to the clicked step."""
@@ -181,6 +195,11 @@ class Timeline(QWidget):
         self.slider.blockSignals(False)
         self._update_label()
 
+    def set_strategy(self, strategy: str) -> None:
+        """Name the reveal strategy of the run shown (in the strip chart's corner)."""
+        self.chart.strategy = strategy
+        self.chart.update()
+
     def set_counters(self, nfe: float, idle: float, steps: int, seconds: float | None = None) -> None:
         """NFE and idle-step counters (means over samples)."""
         text = f"NFE <b>{num(nfe)}</b> \u00b7 idle steps <b>{num(idle)}</b>/{steps}"
@@ -242,4 +261,7 @@ class Timeline(QWidget):
             if len(self.times) > self.slider.value()
             else ""
         )
-        self.label.setText(f"step {self.slider.value()}/{self.chart.steps}{t}")
+        k = self.slider.value()
+        revealed = self.chart.revealed
+        count = f" \u00b7 {num(revealed[k - 1])} digits" if 0 < k <= len(revealed) else ""
+        self.label.setText(f"step {k}/{self.chart.steps}{t}{count}")

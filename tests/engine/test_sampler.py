@@ -200,3 +200,92 @@ def test_trajectory_digit_record_does_not_grow_with_steps():
 def test_nonsense_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SampleRequest(**kwargs)
+
+
+# -- exact idle skipping: the same process as revealing step by step ---------------------------
+
+
+def _stepwise_reference(model, n, steps, gen, warp=1.0):
+    """Today's sampler written plainly: every step, each masked digit revealed with probability r."""
+    from engine.prime.filter import filtered_log_probs
+
+    codec, schedule = model.codec, model.schedule
+    times = time_grid(steps, warp)
+    y = torch.full((n, model.config.seq_length, codec.ell), codec.mask)
+    reveal_at = torch.zeros(y.shape, dtype=torch.long)
+    for k in range(1, steps + 1):
+        r = 1.0 if k == steps else schedule.reveal_probability(float(times[k - 1]), float(times[k]))
+        newly = (y == codec.mask) & (torch.rand(y.shape, generator=gen) < r)
+        with torch.no_grad():
+            p = filtered_log_probs(model(y), y, codec).exp()  # (N, L, C)
+        x = torch.multinomial(p.view(-1, p.shape[-1]), 1, generator=gen).view(y.shape[:2])
+        y = torch.where(newly, codec.encode(x), y)
+        reveal_at[newly] = k
+    return codec.decode(y), reveal_at
+
+
+def _chi2_two_sample(a: torch.Tensor, b: torch.Tensor, bins: int) -> float:
+    """p-value of a chi-square two-sample test on integer outcomes 0..bins-1 (equal sample sizes)."""
+    ca = torch.bincount(a.flatten(), minlength=bins).double()
+    cb = torch.bincount(b.flatten(), minlength=bins).double()
+    used = (ca + cb) > 0
+    stat = float((((ca - cb) ** 2) / (ca + cb))[used].sum())
+    df = int(used.sum()) - 1
+    return float(torch.special.gammaincc(torch.tensor(df / 2.0), torch.tensor(stat / 2.0)))
+
+
+def test_reveal_steps_follow_the_schedule_and_match_stepwise_sampling():
+    model = tiny_image_model(num_classes=4, ell=2, size=1, d_model=8)  # one token, two digits
+    steps, n = 6, 4000  # a warped grid: the reveal steps are far from uniform
+    result = sample(model, SampleRequest(num_samples=n, steps=steps, seed=0, time_warp=2.0))
+    ours = result.trajectory.reveal_step.long() - 1  # (N, 1, 2) steps 0..T-1
+    # closed form: P(revealed at step k) = alpha(t_k) - alpha(t_{k-1}); chi-square goodness of fit
+    alpha = model.schedule.alpha(time_grid(steps, 2.0))
+    expected = (alpha[1:] - alpha[:-1]) * ours.numel()
+    counts = torch.bincount(ours.flatten(), minlength=steps).double()
+    stat = float(((counts - expected) ** 2 / expected).sum())
+    assert float(torch.special.gammaincc(torch.tensor((steps - 1) / 2), torch.tensor(stat / 2))) > 1e-3
+    # the same against the plain step-by-step sampler, for reveal steps and for the samples
+    ref_tokens, ref_steps = _stepwise_reference(model, n, steps, torch.Generator().manual_seed(1), 2.0)
+    assert _chi2_two_sample(ours, ref_steps - 1, steps) > 1e-3
+    assert _chi2_two_sample(result.tokens, ref_tokens, 4) > 1e-3
+    # and the idle steps against the closed form sum_k (1 - (alpha_k - alpha_{k-1}))^N
+    idle = torch.tensor(result.idle_steps, dtype=torch.float64)
+    closed = float(((1 - (alpha[1:] - alpha[:-1])) ** 2).sum())
+    assert abs(float(idle.mean()) - closed) < 4 * float(idle.std()) / math.sqrt(n)
+
+
+def test_joint_distribution_of_two_tokens_matches_stepwise_sampling():
+    model = tiny_text_model(ell=1, seq_len=2)  # 256 x 256 outcomes: compare x1 * 4 + x2 // 64
+    n, steps = 4000, 3
+    tokens = sample(model, SampleRequest(num_samples=n, steps=steps, seed=3)).tokens
+    ref, _ = _stepwise_reference(model, n, steps, torch.Generator().manual_seed(4))
+    coarse = lambda t: (t[:, 0] // 64) * 4 + t[:, 1] // 64  # noqa: E731 - 16 joint bins
+    assert _chi2_two_sample(coarse(tokens), coarse(ref), 16) > 1e-3
+    assert _chi2_two_sample(tokens[:, 0] % 4, ref[:, 0] % 4, 4) > 1e-3
+
+
+def test_idle_steps_cost_no_network_call_and_almost_no_time():
+    import time
+
+    model = tiny_image_model(num_classes=4, ell=2, size=1, d_model=8)  # two digits
+    calls = []
+    hook = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        started = time.perf_counter()
+        gen = iter_sample(model, SampleRequest(num_samples=1, steps=50_000, seed=0))
+        snapshots = 0
+        while True:
+            try:
+                next(gen)
+                snapshots += 1
+            except StopIteration as stop:
+                result = stop.value
+                break
+        seconds = time.perf_counter() - started
+    finally:
+        hook.remove()
+    assert snapshots == 50_000  # every step is still yielded and recorded
+    assert len(calls) == result.nfe[0] == 50_000 - result.idle_steps[0] <= 2
+    assert int(result.trajectory.idle.sum()) == result.idle_steps[0]
+    assert seconds < 10.0  # stepping through 50,000 steps one by one takes minutes
