@@ -7,6 +7,8 @@ and a ``to_dict`` that round-trips through JSON.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,28 @@ MODALITIES = ("image", "text")
 SCHEDULES = ("linear", "polynomial", "cosine")
 POSITIONS = ("learned", "rotary")
 MAX_CLASSES = 65536
+# Sane limits, far above anything this project trains, so that a config read from a (hostile)
+# file cannot ask for absurd allocations: they are checked before any module is built.
+MAX_D_MODEL = 16384
+MAX_LAYERS = 1024
+MAX_HEADS = 1024
+MAX_MLP_RATIO = 64
+MAX_TOKENS = 262_144  # tokens per sample L (height * width * channels, or seq_len): 512 x 512 grey
+MAX_SCHEDULE_POWER = 1000.0
+INT_FIELDS = (
+    "num_classes",
+    "ell",
+    "height",
+    "width",
+    "channels",
+    "seq_len",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "mlp_ratio",
+)
+FLOAT_FIELDS = ("dropout", "schedule_power")
+STR_FIELDS = ("modality", "tokenizer", "positions", "schedule")
 # backbone size presets of `prime init --size` and the benchmarks: (d_model, n_layers, n_heads)
 SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (64, 2, 4),
@@ -80,7 +104,52 @@ class ModelConfig:
     # optional Prime-v2 index shuffling: a permutation of range(num_classes)
     permutation: tuple[int, ...] | None = field(default=None)
 
+    def _check_types(self) -> None:
+        """Ints are real integers (not floats or bools), floats are finite numbers, strings are str."""
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+            object.__setattr__(self, name, int(value))
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in STR_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ValueError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
+        limits = (
+            ("d_model", MAX_D_MODEL),
+            ("n_layers", MAX_LAYERS),
+            ("n_heads", MAX_HEADS),
+            ("mlp_ratio", MAX_MLP_RATIO),
+            ("height", MAX_TOKENS),
+            ("width", MAX_TOKENS),
+            ("seq_len", MAX_TOKENS),
+        )
+        for name, limit in limits:
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name} must be at most {limit:,}, got {getattr(self, name):,}")
+        for name in ("height", "width", "channels", "seq_len"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        tokens = self.height * self.width * self.channels if self.modality == "image" else self.seq_len
+        if tokens > MAX_TOKENS:
+            raise ValueError(
+                f"{tokens:,} tokens per sample (height x width x channels) is more than the {MAX_TOKENS:,} "
+                "this Prime Studio handles"
+            )
+        if self.schedule_power > MAX_SCHEDULE_POWER:
+            raise ValueError(
+                f"schedule_power must be at most {MAX_SCHEDULE_POWER:g}, got {self.schedule_power:g}"
+            )
+
     def __post_init__(self) -> None:
+        self._check_types()
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if not 2 <= self.num_classes <= MAX_CLASSES:
@@ -132,6 +201,10 @@ class ModelConfig:
             if self.num_classes != 256:
                 raise ValueError(f"byte-level text models need num_classes=256, got {self.num_classes}")
         if self.permutation is not None:
+            if not isinstance(self.permutation, (tuple, list)) or any(
+                isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in self.permutation
+            ):
+                raise ValueError(f"permutation must be a list of {self.num_classes} integers")
             perm = tuple(int(v) for v in self.permutation)
             if sorted(perm) != list(range(self.num_classes)):
                 raise ValueError(f"permutation must be a permutation of range({self.num_classes})")
@@ -161,8 +234,11 @@ class ModelConfig:
         """Build from a dict, rejecting unknown keys by name."""
         kwargs = _strict_kwargs(cls, data)
         kwargs.setdefault("positions", "learned")  # written before the field existed
-        if kwargs.get("permutation") is not None:
-            kwargs["permutation"] = tuple(kwargs["permutation"])
+        perm = kwargs.get("permutation")
+        if perm is not None:
+            if not isinstance(perm, list) or len(perm) > MAX_CLASSES:
+                raise ValueError(f"permutation must be a list of at most {MAX_CLASSES} integers")
+            kwargs["permutation"] = tuple(perm)
         try:
             return cls(**kwargs)
         except TypeError as exc:  # missing required keys

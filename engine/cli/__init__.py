@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
 
 from engine.cli import bench, evaluate, generate, models, train
-from engine.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, Parser, common_parser, one_line
+from engine.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    Parser,
+    common_parser,
+    dumps,
+    one_line,
+    printable,
+)
 from engine.files.modelfile import ModelFileError, app_version
 
 __all__ = ["build_parser", "main"]
@@ -45,19 +54,44 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``prime``; returns the exit status (0 ok, 2 error, 130 interrupted)."""
+    program = argv is None  # the real command line (not a call from Python code or a test)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    as_json = "--json" in argv
     for stream in (sys.stdout, sys.stderr):  # generated text on a console that cannot show it
         with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
             stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        if program:
+            _ignore_interrupts()
+        return _fail(str(exc) or "interrupted", EXIT_INTERRUPTED, as_json)
     except (Exception, ModelFileError) as exc:
+        if program:
+            _ignore_interrupts()
         if debug:
             traceback.print_exc()
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(one_line(exc), EXIT_ERROR, as_json)
+    finally:
+        if program:  # a Ctrl-C while the interpreter shuts down must not kill it by signal
+            _ignore_interrupts()
+
+
+def _fail(message: str, status: int, as_json: bool) -> int:
+    """Print ``error: MESSAGE`` on stderr (and with ``--json`` one JSON error object on stdout)."""
+    message = printable(message, keep_newlines=False)
+    if as_json:
+        kind = "interrupted" if status == EXIT_INTERRUPTED else "error"
+        with contextlib.suppress(OSError, ValueError):
+            print(dumps({"kind": kind, "error": message, "exit_status": status}), flush=True)
+    with contextlib.suppress(OSError, ValueError):
+        print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _ignore_interrupts() -> None:
+    """SIGINT ignored from now on (the command is over; Python keeps SIG_IGN through shutdown)."""
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: nothing to do
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

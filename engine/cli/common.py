@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any, NoReturn
 
 from engine.bench.report import table
+from engine.data.report import printable as escape_controls
 from engine.files.library import resolve_model
 from engine.training.checkpoint import model_path_for
 
@@ -19,13 +21,17 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "CliError",
+    "Interrupted",
     "Parser",
     "add_common_flags",
     "common_parser",
+    "dumps",
     "emit",
     "human_count",
     "human_size",
+    "json_safe",
     "one_line",
+    "printable",
     "resolve_model_path",
     "table",
 ]
@@ -38,6 +44,10 @@ class CliError(Exception):
     """A usage error: printed as one ``error: ...`` line, exit status 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C with a message saying what was kept (printed as ``error: MESSAGE``, exit status 130)."""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line (raised, so ``main`` prints them)."""
 
@@ -46,12 +56,51 @@ class Parser(argparse.ArgumentParser):
         raise CliError(f"{message} (see '{self.prog} --help')")
 
 
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """``value`` made strict JSON: NaN and infinities become null, unknown objects their ``str``.
+
+    Cards read from files may hold NaN (Python's json reads it); ``--json`` must never print it.
+    """
+    if _depth > 64:
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, _depth + 1) for v in value]
+    return str(value)
+
+
+def dumps(payload: Any) -> str:
+    """One line of strict JSON (no bare NaN or Infinity)."""
+    return json.dumps(json_safe(payload), sort_keys=False, allow_nan=False)
+
+
+def printable(text: Any, keep_newlines: bool = True) -> str:
+    r"""``text`` safe for a terminal: control characters shown as ``\xNN`` (as in the data report).
+
+    Escape sequences, BEL, carriage returns and bidirectional overrides cannot move the cursor,
+    change colours or retitle the terminal; tabs are kept, and newlines unless ``keep_newlines`` is
+    False (then they become spaces).
+    """
+    text = str(text).replace("\r\n", "\n")
+    if not keep_newlines:
+        text = text.replace("\n", " ").replace("\r", " ")
+    return escape_controls(text)
+
+
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    """Print ``payload`` as one JSON object with ``--json``, else the human-readable ``text``."""
+    """Print ``payload`` as one JSON object with ``--json``, else the human-readable ``text``.
+
+    The JSON is strict (NaN becomes null); the text has control characters removed (:func:`printable`).
+    """
     if getattr(args, "json", False):
-        print(json.dumps(payload, sort_keys=False, default=str))
+        print(dumps(payload))
     elif text:
-        print(text)
+        print(printable(text))
 
 
 def human_size(num_bytes: int) -> str:
@@ -91,6 +140,8 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
 def one_line(exc: BaseException) -> str:
     """An error as the one line ``prime`` prints after ``error:`` (unexpected ones say so)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:  # "PATH: the disk is full (3.2 MB needed)", no [Errno 28]
+        text = " ".join(str(exc.strerror).split())
     if isinstance(exc, (CliError, ValueError, OSError)):
         if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
             text = f"{exc.filename}: {text}"

@@ -8,6 +8,7 @@ Images: ``--image`` with ``--keep-digits K`` (keep the K most significant digits
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.api import Condition
 from engine.files.convert import images_to_tokens, text_to_tokens
-from engine.files.modelfile import ModelInfo
+from engine.files.modelfile import ModelInfo, check_regular_file
 from engine.sampling import region_condition
 
 
@@ -72,12 +73,25 @@ def image_condition_from_flags(args: argparse.Namespace, model: Any, info: Model
     if args.keep_digits is None and args.inpaint is None:
         raise ValueError("--image needs --keep-digits K and/or --inpaint X,Y,W,H (what to keep)")
     cfg = info.config
+    source = Path(args.image).expanduser()
+    check_regular_file(source, ValueError)  # a FIFO or a device would block or never end
     try:
-        with Image.open(Path(args.image).expanduser()) as picture:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            picture = Image.open(source)
+    except (
+        UnidentifiedImageError,
+        OSError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise ValueError(f"cannot read --image {args.image!r}: {exc}") from None
+    try:
+        with picture:
             picture = picture.convert("L" if cfg.channels == 1 else "RGB")
             picture = picture.resize((cfg.width, cfg.height), Image.Resampling.LANCZOS)
             pixels = np.asarray(picture, dtype=np.uint8).reshape(1, cfg.height, cfg.width, cfg.channels)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ValueError(f"cannot read --image {args.image!r}: {exc}") from None
     tokens = images_to_tokens(pixels, cfg)[0]  # (L,)
     codec = model.codec

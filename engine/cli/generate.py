@@ -8,7 +8,10 @@ the outputs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -17,10 +20,21 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from engine.api import REVEAL_MODES, CancelToken, SampleRequest, SampleResult, SampleStep
-from engine.cli.common import emit
+import torch
+
+from engine.api import (
+    DEFAULT_STRATEGY,
+    REVEAL_MODES,
+    STRATEGIES,
+    CancelToken,
+    SampleRequest,
+    SampleResult,
+    SampleStep,
+)
+from engine.cli.common import Interrupted, emit
 from engine.cli.conditions import conditioning_summary, image_condition_from_flags, text_condition_from_flags
-from engine.device import pick_device
+from engine.device import configure_cpu_threads, pick_device
+from engine.files.atomic import DiskFullError, atomic_path, disk_full
 from engine.files.convert import tokens_to_images, tokens_to_text
 from engine.files.library import resolve_model
 from engine.files.media import auto_scale, frame_steps, grid, save_gif, save_png, state_to_rgb, text_frame
@@ -46,6 +60,22 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1] (1 = off)")
     p.add_argument("--reveal", choices=REVEAL_MODES, default="joint", help="how masked digits are drawn")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=DEFAULT_STRATEGY,
+        help=f"which masked digits each step reveals (default {DEFAULT_STRATEGY}; see docs/SAMPLING.md): "
+        "ancestral = the model's own sampler; confidence / margin / entropy = the most certain digits "
+        "first; threshold = every digit whose confidence reaches --threshold",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=0.9, help="tau in [0, 1] for --strategy threshold (default 0.9)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: the cores the load average leaves free; PRIME_THREADS overrides)",
+    )
     p.add_argument(
         "--corrector", type=float, default=0.0, help="fraction of digits re-masked per step (0 = off)"
     )
@@ -154,6 +184,8 @@ def png_text(
         "top_k",
         "top_p",
         "reveal",
+        "strategy",
+        "threshold",
         "cache",
         "corrector",
         "time_warp",
@@ -167,19 +199,97 @@ def png_text(
     return chunks
 
 
+class _OutputSet:
+    """The outputs of one run, written to temporaries and renamed together: all new or all old.
+
+    :meth:`temp` gives the temporary beside a target (via :func:`~engine.files.atomic.atomic_path`).
+    A Ctrl-C or an error before the renames removes every temporary, so the earlier files stay as
+    they were; during the renames (a few system calls) SIGINT is held back.
+    """
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.stack = stack
+        self.previous: Any = None
+        self.armed = False
+        self.targets: dict[str, Path] = {}
+
+    def temp(self, target: Path) -> Path:
+        """The temporary file to write ``target``'s new content to."""
+        tmp = self.stack.enter_context(atomic_path(target))
+        self.targets[str(tmp)] = target
+        return tmp
+
+    def target_of(self, name: str | None) -> str | None:
+        """The output a temporary (or a temporary of it) stands for, for messages."""
+        for tmp, target in self.targets.items():
+            if name and Path(tmp).name in Path(str(name)).name:  # the nested one is "." + tmp + ".X.tmp"
+                return str(target)
+        return name
+
+    def sync(self) -> None:
+        """Flush every temporary to disk now, so that a full disk shows before the first rename."""
+        for tmp, target in self.targets.items():
+            try:
+                with open(tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise disk_full(target, sum(Path(t).stat().st_size for t in self.targets)) from None
+                raise
+
+    def arm(self) -> None:
+        """Hold SIGINT back until :meth:`disarm` (main thread only)."""
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+            self.armed = True
+
+    def disarm(self) -> None:
+        """Restore the SIGINT handler."""
+        if self.armed:
+            signal.signal(signal.SIGINT, self.previous)
+            self.armed = False
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Generator[_OutputSet, None, None]:
+    """Write a run's outputs as one set (see :class:`_OutputSet`)."""
+    files = None
+    try:
+        with contextlib.ExitStack() as stack:
+            files = _OutputSet(stack)
+            yield files
+            files.sync()
+            files.arm()  # the renames below happen together, uninterrupted
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted while writing the outputs: nothing new was written and earlier files are unchanged"
+        ) from None
+    except DiskFullError as exc:  # name the output, not its temporary
+        target = files.target_of(exc.filename) if files is not None else exc.filename
+        raise DiskFullError(exc.errno, f"{exc.strerror}; nothing new was written", target) from None
+    finally:
+        if files is not None:
+            files.disarm()
+
+
 def _write_text(out: Path, texts: list[str], seed: int) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
     if len(texts) == 1:
         body = texts[0]
     else:
         body = "\n\n".join(
             f"=== sample {i + 1} of {len(texts)} (seed {seed}) ===\n{t}" for i, t in enumerate(texts)
         )
-    out.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")
+    out.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")  # a temporary
 
 
 def run_generate(args: argparse.Namespace) -> int:
     """``prime generate``."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    else:
+        configure_cpu_threads(busy_aware=True)  # more threads than free cores is many times slower
     path = resolve_model(args.model)
     device = pick_device(args.device or "cpu")
     load_started = time.perf_counter()
@@ -219,6 +329,8 @@ def run_generate(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         top_p=args.top_p,
         reveal=args.reveal,
+        strategy=args.strategy,
+        threshold=args.threshold,
         cache=not args.no_cache,
         corrector=args.corrector,
         time_warp=args.time_warp,
@@ -232,16 +344,18 @@ def run_generate(args: argparse.Namespace) -> int:
     result = drive(iter_sample(model, request, cancel), cancel, progress)
     outputs: list[dict[str, Any]] = []
     texts: list[str] | None = None
-    if cfg.modality == "image":
-        outputs.append(_write_images(out, info, request, result, args.scale, conditioning_summary(args)))
-    else:
-        texts = [tokens_to_text(row[:shown]) for row in result.tokens]
-        _write_text(out, texts, request.seed)
-        outputs.append({"kind": "text", "path": str(out), "texts": texts})
-        if gif is not None:
-            outputs.append(_write_text_gif(gif, model, result, shown))
-    if gif is not None and cfg.modality == "image":
-        outputs.append(_write_image_gif(gif, info, model, result, args.scale))
+    with all_or_nothing() as files:  # written only now that sampling is over, all together
+        if cfg.modality == "image":
+            extra = conditioning_summary(args)
+            outputs.append(_write_images(out, files.temp(out), info, request, result, args.scale, extra))
+        else:
+            texts = [tokens_to_text(row[:shown]) for row in result.tokens]
+            _write_text(files.temp(out), texts, request.seed)
+            outputs.append({"kind": "text", "path": str(out), "texts": texts})
+            if gif is not None:
+                outputs.append(_write_text_gif(gif, files.temp(gif), model, result, shown))
+        if gif is not None and cfg.modality == "image":
+            outputs.append(_write_image_gif(gif, files.temp(gif), info, model, result, args.scale))
     payload = {
         "model": info.name,
         "model_path": str(info.path),
@@ -281,6 +395,7 @@ def _span(values: list[int]) -> str:
 
 def _write_images(
     out: Path,
+    tmp: Path,
     info: ModelInfo,
     request: SampleRequest,
     result: SampleResult,
@@ -290,25 +405,25 @@ def _write_images(
     cfg = info.config
     images = tokens_to_images(result.tokens, cfg)  # (N, H, W, channels) uint8
     factor = scale or auto_scale(cfg.height, cfg.width)
-    save_png(out, grid(images, scale=factor), png_text(info, request, result, extra))
+    save_png(tmp, grid(images, scale=factor), png_text(info, request, result, extra))
     return {"kind": "image_grid", "path": str(out), "scale": factor}
 
 
 def _write_image_gif(
-    gif: Path, info: ModelInfo, model: Any, result: SampleResult, scale: int | None
+    gif: Path, tmp: Path, info: ModelInfo, model: Any, result: SampleResult, scale: int | None
 ) -> dict[str, Any]:
     cfg = info.config
     factor = scale or auto_scale(cfg.height, cfg.width)
     traj = result.trajectory
     steps = frame_steps(result.steps_done)
     frames = [grid(state_to_rgb(traj.state_at(k), cfg, model.codec), scale=factor) for k in steps]
-    save_gif(gif, frames)
+    save_gif(tmp, frames)
     return {"kind": "trajectory", "path": str(gif), "frames": len(frames), "steps_shown": steps}
 
 
-def _write_text_gif(gif: Path, model: Any, result: SampleResult, shown: int) -> dict[str, Any]:
+def _write_text_gif(gif: Path, tmp: Path, model: Any, result: SampleResult, shown: int) -> dict[str, Any]:
     traj = result.trajectory
     steps = frame_steps(result.steps_done)
     frames = [text_frame(traj.state_at(k)[:, :shown], model.codec) for k in steps]
-    save_gif(gif, frames)
+    save_gif(tmp, frames)
     return {"kind": "trajectory", "path": str(gif), "frames": len(frames), "steps_shown": steps}

@@ -62,10 +62,28 @@ from engine.training.setup import (
     ModelSource,
     ensure_writable,
     hardware,
+    prepare_paths,
     resolve_data,
     resolve_model,
-    resolve_paths,
 )
+
+# Settings that decide what the run computes: a resume must keep them (a changed learning rate
+# turned a 7 bits/dim run into a 19.7 bits/dim one). Cadences, the device and --steps (not below
+# the checkpoint's step) may change.
+MEANING_KEYS = (
+    *ORDER_KEYS,
+    "lr",
+    "warmup",
+    "lr_schedule",
+    "min_lr_ratio",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "grad_clip",
+    "ema",
+    "objective",
+)
+KEPT_SHOWN = ("lr", "lr_schedule", "objective", "batch_size", "grad_accum", "seed", "ema")
 
 
 def iter_train(
@@ -139,7 +157,8 @@ class _Trainer:
         self.extra_card = dict(card or {})
         if cfg.batch_size % info.world:
             raise TrainingError(f"batch_size {cfg.batch_size} must be divisible by the {info.world} ranks")
-        self.model_path, self.ckpt_path = resolve_paths(out, resume, overwrite)
+        self.model_path, self.ckpt_path, self.cleaned = prepare_paths(out, resume, overwrite, info.main)
+        self.resume_note: dict[str, Any] | None = None
         net, self.parent = resolve_model(source, mix_seed(cfg.seed, 5))
         self.mcfg = net.config
         self.data: TokenData = resolve_data(data, self.mcfg, cfg, self.parent)
@@ -233,23 +252,62 @@ class _Trainer:
         old_cfg = meta["train_config"]
         changed = [
             f"{k} {old_cfg.get(k)} -> {getattr(self.cfg, k)}"
-            for k in ORDER_KEYS
-            if old_cfg.get(k) != getattr(self.cfg, k)
+            for k in MEANING_KEYS
+            if k in old_cfg and old_cfg.get(k) != getattr(self.cfg, k)
         ]
         if changed:
             raise CheckpointError(
-                f"cannot resume {where}: settings that fix the data order changed ({'; '.join(changed)})"
+                f"cannot resume {where}: these settings would change what the run computes "
+                f"({'; '.join(changed)}); resume with the checkpoint's settings, or start a new run "
+                "with another --out"
             )
-        self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-        if self.ema is not None:
-            ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
-            self.ema.load_state_dict(ema_state if ema_state else self.net.state_dict())
-        self.opt.load_state_dict(unflatten_optimizer(tensors, meta["optim"]))
-        restore_rng(tensors)
+        if not _same_parent(meta["parent"], self.parent):
+            was = (meta["parent"] or {}).get("name") or "a new, randomly initialised model"
+            now = (self.parent or {}).get("name") or "a new model"
+            raise CheckpointError(
+                f"cannot resume {where}: the run started from {was}, not from {now}; resume without "
+                "--from (or with the run's own parent), or start a new run with another --out"
+            )
         state = meta["state"]
-        self.step, self.wall_before = int(state["step"]), float(state["wall_s"])
+        step = state["step"]
+        if step > self.cfg.steps:
+            raise CheckpointError(
+                f"cannot resume {where}: it is at step {step}, beyond the {self.cfg.steps} steps asked for; "
+                f"give --steps {step} or more"
+            )
+        expected_seen = step * self.cfg.batch_size * self.cfg.grad_accum
+        if state["samples_seen"] != expected_seen:
+            raise CheckpointError(
+                f"{where}: the checkpoint says {state['samples_seen']} samples seen at step {step}, not "
+                f"{expected_seen}; the file is damaged"
+            )
+        try:
+            self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+            if self.ema is not None:
+                ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
+                self.ema.load_state_dict(ema_state if ema_state else self.net.state_dict())
+            self.opt.load_state_dict(unflatten_optimizer(tensors, meta["optim"]))
+            restore_rng(tensors)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            text = " ".join(str(exc).split())[:300]
+            raise CheckpointError(
+                f"{where}: the checkpoint's weights or optimiser state do not fit ({text})"
+            ) from None
+        self.step, self.wall_before = int(step), float(state["wall_s"])
         self.init_digest = state["init_digest"]
         self.resumed_from = self.step
+        changes = {
+            k: [old_cfg.get(k), getattr(self.cfg, k)]
+            for k in sorted(old_cfg)
+            if k not in MEANING_KEYS
+            and hasattr(self.cfg, k)
+            and _differs(old_cfg.get(k), getattr(self.cfg, k))
+        }
+        self.resume_note = {
+            "step": self.step,
+            "kept": {k: old_cfg.get(k) for k in KEPT_SHOWN if k in old_cfg},
+            "changed": changes,
+        }
 
     # ------------------------------------------------------------------ one step
 
@@ -301,6 +359,18 @@ class _Trainer:
     def _final_model(self) -> PrimeModel:
         return self.ema if self.ema is not None else self.net
 
+    def _start_message(self) -> str:
+        text = f"training on {self.device}"
+        note = self.resume_note
+        if note is not None:
+            kept = ", ".join(f"{k} {v}" for k, v in note["kept"].items())
+            text += f"; resumed at step {note['step']} with the checkpoint's settings ({kept})"
+            if note["changed"]:
+                text += "; changed: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in note["changed"].items())
+        if self.cleaned:
+            text += "; " + "; ".join(self.cleaned)
+        return text
+
     def _evaluate(self, final: bool = False):
         """The valid bound on eval_batches batches; the final one on every held-out item (up to 4096)."""
         items = self.cfg.eval_batches * self.cfg.batch_size
@@ -344,8 +414,10 @@ class _Trainer:
             "checkpoint_path": str(self.ckpt_path),
             "parent": self.parent,
             "train_config": cfg.to_dict(),
+            "resume": self.resume_note,
+            "cleaned": self.cleaned,
         }
-        yield self._event("start", info=start_info, message=f"training on {self.device}")
+        yield self._event("start", info=start_info, message=self._start_message())
         recent: deque[tuple[float, int]] = deque(maxlen=20)
         recent.append((time.perf_counter(), self.step))
         cancelled = False
@@ -473,3 +545,19 @@ class _Trainer:
             "parent": self.parent,
             **self.extra_card,
         }
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """Two TrainConfig values differ (JSON lists and tuples compare equal)."""
+    norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return norm(a) != norm(b)
+
+
+def _same_parent(was: dict[str, Any] | None, now: dict[str, Any] | None) -> bool:
+    """The parent a checkpoint records is the one given now (by name and card, not by path)."""
+    if was is None or now is None:
+        return was is None and now is None
+    keys = ("name", "card")
+    return json.dumps({k: was.get(k) for k in keys}, sort_keys=True, default=str) == json.dumps(
+        {k: now.get(k) for k in keys}, sort_keys=True, default=str
+    )

@@ -15,7 +15,7 @@ from engine.data import DataError, PreflightReport, TokenData, preflight
 from engine.files.library import resolve_model as library_path
 from engine.files.modelfile import load_model
 from engine.models import PrimeModel
-from engine.training.checkpoint import checkpoint_path_for, model_path_for
+from engine.training.checkpoint import checkpoint_path_for, clean_temporaries, model_path_for
 from engine.training.config import TrainConfig
 from engine.training.events import TrainingError
 
@@ -102,6 +102,22 @@ def resolve_paths(out: str | os.PathLike, resume: bool, overwrite: bool) -> tupl
             f"{model_path} already exists; choose another --out or allow overwriting (--force)"
         )
     return model_path, ckpt
+
+
+def prepare_paths(
+    out: str | os.PathLike, resume: bool, overwrite: bool, main: bool = True
+) -> tuple[Path, Path, list[str]]:
+    """:func:`resolve_paths` after dealing with what an interrupted run left (main rank only).
+
+    A complete, verified temporary checkpoint that a kill left before its rename becomes the
+    checkpoint; other temporaries of our naming beside the checkpoint and model are removed.
+    Returns (model path, checkpoint path, notes on what was cleaned).
+    """
+    notes: list[str] = []
+    if main and not Path(out).expanduser().is_dir():
+        notes = clean_temporaries(checkpoint_path_for(out), model_path_for(out))
+    model_path, ckpt = resolve_paths(out, resume, overwrite)
+    return model_path, ckpt, notes
 
 
 def hardware(device: torch.device, world: int) -> dict[str, Any]:

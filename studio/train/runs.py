@@ -15,10 +15,8 @@ import dataclasses
 import datetime as _dt
 import json
 import math
-import os
 import re
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,27 +209,19 @@ class RunRecord:
         for key, value in changes.items():
             setattr(self, key, value)
         self.updated = _now()
-        target = self.record_path
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(dataclasses.asdict(self), f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        eng.write_text(self.record_path, json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True))
         return self
 
     @classmethod
     def load(cls, path: Path) -> RunRecord:
         """Read a record (ValueError if it is not one)."""
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not Path(path).is_file():
+                raise ValueError("not a regular file")
+            data = eng.parse_json(Path(path).read_text(encoding="utf-8"), "the record")
             names = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in names})
-        except (OSError, TypeError, ValueError) as exc:
+        except (OSError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path}: not a readable training run record ({exc})") from None
 
 

@@ -38,24 +38,14 @@ from engine.files.modelfile import (
     save_model,
 )
 
+from ._tiny import tiny_image_model
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny(ell: int = 2, seed: int = 0) -> PrimeModel:
-    cfg = ModelConfig(
-        modality="image",
-        num_classes=16,
-        ell=ell,
-        height=4,
-        width=4,
-        channels=1,
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-    )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return PrimeModel(cfg)
+        return tiny_image_model(num_classes=16, ell=ell, seed=seed)
 
 
 @pytest.fixture
@@ -482,7 +472,7 @@ def test_info_strips_terminal_escapes_from_the_card(
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out and "\u202e" not in out
     assert "red" in out and "tab\there" in out
-    assert printable("a\x1b[1mb\nc") == "a?[1mb\nc"
+    assert printable("a\x1b[1mb\nc") == "a\\x1b[1mb\nc"
 
 
 def test_json_errors_are_one_object(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
