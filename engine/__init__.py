@@ -3,7 +3,15 @@
 This package never imports Qt. Its public API is re-exported here.
 """
 
-from engine.api import CancelToken, Condition, SampleRequest, SampleResult, SampleStep
+from engine.api import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    CancelToken,
+    Condition,
+    SampleRequest,
+    SampleResult,
+    SampleStep,
+)
 from engine.config import ModelConfig
 from engine.data import (
     DataError,
@@ -12,9 +20,11 @@ from engine.data import (
     TokenData,
     array_dataset,
     load_data,
+    parse_background,
     preflight,
 )
-from engine.device import autocast, configure_cpu_threads, pick_device
+from engine.device import autocast, bf16_wins, configure_cpu_threads, pick_device
+from engine.files.atomic import DiskFullError, atomic_path, write_text
 from engine.files.convert import (
     images_to_tokens,
     text_to_tokens,
@@ -24,21 +34,35 @@ from engine.files.convert import (
 )
 from engine.files.library import (
     ModelEntry,
+    TrashEntry,
     bundled_models_dir,
     data_dir,
     import_model,
     list_models,
+    list_trash,
     remove_model,
     resolve_model,
+    restore_model,
+    trash_dir,
+    trash_model,
     user_models_dir,
 )
+from engine.files.media import save_animation, upscale, webp_animation_supported
 from engine.files.modelfile import (
     ModelFileError,
     ModelInfo,
     app_version,
     load_model,
+    parse_json,
     read_model_info,
     save_model,
+)
+from engine.files.trajectory import (
+    TrajectoryFileError,
+    load_trajectory,
+    read_trajectory_header,
+    save_trajectory,
+    trajectory_nbytes,
 )
 from engine.models import PrimeModel
 from engine.prime import (
@@ -77,13 +101,16 @@ from engine.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_STRATEGY",
     "OBJECTIVES",
+    "STRATEGIES",
     "CancelToken",
     "CheckpointError",
     "Codec",
     "Condition",
     "DataError",
     "DataOptions",
+    "DiskFullError",
     "EvalResult",
     "ModelConfig",
     "ModelEntry",
@@ -102,10 +129,14 @@ __all__ = [
     "TrainSummary",
     "TrainingError",
     "Trajectory",
+    "TrajectoryFileError",
+    "TrashEntry",
     "__version__",
     "app_version",
     "array_dataset",
+    "atomic_path",
     "autocast",
+    "bf16_wins",
     "configure_cpu_threads",
     "branch",
     "bundled_models_dir",
@@ -120,24 +151,38 @@ __all__ = [
     "iter_sample",
     "iter_train",
     "list_models",
+    "list_trash",
     "load_data",
     "load_model",
+    "load_trajectory",
     "masked_digit_ce",
     "paper_surrogate",
+    "parse_json",
+    "parse_background",
     "pick_device",
     "preflight",
     "read_model_info",
+    "read_trajectory_header",
     "region_condition",
     "remove_model",
     "resolve_model",
+    "restore_model",
     "sample",
+    "save_animation",
     "save_model",
+    "save_trajectory",
     "text_condition",
     "text_to_tokens",
     "tokens_to_bytes",
     "tokens_to_images",
     "tokens_to_text",
+    "upscale",
     "train",
+    "trash_dir",
+    "trash_model",
+    "trajectory_nbytes",
     "user_models_dir",
     "valid_bound",
+    "webp_animation_supported",
+    "write_text",
 ]

@@ -10,6 +10,7 @@ packages: :mod:`studio.history` (results and the History dock), :mod:`studio.wor
 Generate and Compare tabs and the session that drives them) and :mod:`studio.train` (the Train
 tab, loaded by name through :mod:`~studio.panels`). At the top, :mod:`~studio.mainwindow`
 assembles the window, :mod:`~studio.app` starts the application and :mod:`~studio.bench`
-measures it; nothing imports them but the module above (``app`` imports ``mainwindow``).
-Imports point down only; ``tests/studio/test_layout.py`` checks that there are no cycles.
+measures it; nothing imports them but the one above (``app`` and the benchmark, which drives the
+real window, import ``mainwindow``). Imports point down only; ``tests/test_layout.py`` checks that
+there are no cycles.
 """

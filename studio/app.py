@@ -4,7 +4,13 @@
 offscreen (load a bundled model, or a random one if there is none; generate; scrub to the middle
 step; branch), writes a screenshot and exits 0 on success. Self-tests are looked up in
 :data:`studio.panels.SELF_TESTS`, so other panels can add theirs (``train`` comes with the
-training panel).
+training panel). A self-test runs in a throw-away data folder (settings, logs, history, models),
+removed afterwards (kept, and named, when the test fails): it never touches the user's.
+
+Every start marks the data folder as in use (:mod:`studio.crash`) and points faulthandler at the
+log; after a run that did not end cleanly the window says so and offers the log. On Linux, the
+system libraries of Qt's xcb plugin are checked first (:mod:`studio.qtlibs`): a missing one is
+named in one line with its ``apt-get install`` command instead of Qt's abort.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import asyncio
 import logging
 import logging.handlers
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,23 +52,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quit-after", type=float, default=0.0, help=argparse.SUPPRESS)  # smoke tests
     p.add_argument("--screenshot", type=Path, help="with --self-test: write a screenshot of the window here")
     p.add_argument("--model", help="model to open (library name or path)")
-    p.add_argument("--settings", type=Path, help="use this ini file for settings (default: the system store)")
+    p.add_argument(
+        "--settings", type=Path, help="use this ini file for settings (default: <data folder>/settings.ini)"
+    )
     p.add_argument("--show", action="store_true", help="with --self-test: show the window on the display")
     return p.parse_args(argv)
 
 
+def log_file(data_dir: Path) -> Path:
+    """``<data dir>/logs/studio.log``."""
+    return data_dir / "logs" / "studio.log"
+
+
 def setup_logging(data_dir: Path) -> Path:
-    """Log to ``<data dir>/logs/studio.log`` (rotated) and stderr (warnings)."""
-    folder = data_dir / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "studio.log"
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    """Log to ``<data dir>/logs/studio.log`` (rotated; fatal-error tracebacks too) and stderr (warnings)."""
+    from studio.crash import FaultLogHandler
+
+    path = log_file(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = FaultLogHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     if not any(getattr(h, "baseFilename", None) == handler.baseFilename for h in root.handlers):
         root.addHandler(handler)
+    else:
+        handler.close()
     return path
+
+
+def close_logging(data_dir: Path) -> None:
+    """Close the log file of ``data_dir`` (before a throw-away data folder is removed)."""
+    root = logging.getLogger()
+    target = str(log_file(data_dir).resolve())
+    for h in list(root.handlers):
+        if getattr(h, "baseFilename", None) and str(Path(h.baseFilename).resolve()) == target:
+            root.removeHandler(h)
+            h.close()
+
+
+def log_uncaught(kind: type, value: BaseException, tb: Any) -> None:
+    """Uncaught exceptions (e.g. in a Qt slot) go to the log as well as stderr."""
+    log.error("uncaught exception", exc_info=(kind, value, tb))
+    sys.__excepthook__(kind, value, tb)
 
 
 def asset_path(*parts: str) -> Path:
@@ -203,22 +237,54 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.self_test is not None and not args.show and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    throwaway: Path | None = None
+    if args.self_test is not None:  # settings, logs, history and models in a folder of its own
+        throwaway = Path(tempfile.mkdtemp(prefix="prime-self-test-"))
+        os.environ["PRIME_STUDIO_HOME"] = str(throwaway)  # engine.data_dir() reads it
+    from studio import qtlibs
+
+    if qtlibs.uses_xcb():
+        missing = qtlibs.check_xcb()
+        if missing:
+            print(qtlibs.missing_message(missing), file=sys.stderr)
+            return 1
+    code = 1
+    try:
+        code = _main(args)
+        return code
+    finally:
+        if throwaway is not None:
+            close_logging(throwaway)
+            if code == 0:
+                shutil.rmtree(throwaway, ignore_errors=True)
+                print(f"(throw-away data folder {throwaway} removed)")
+            else:
+                print(f"self-test data folder kept for inspection: {throwaway}", file=sys.stderr)
+
+
+def _main(args: argparse.Namespace) -> int:
     import qasync
     from PySide6.QtCore import QTimer
 
-    from studio import enginelink
+    from studio import crash, enginelink
     from studio.bridge import Bridge
     from studio.mainwindow import MainWindow
     from studio.settings import Settings
 
     data_dir = enginelink.data_dir()
     log_path = setup_logging(data_dir)
-    log.info("Prime Studio %s starting; log %s", enginelink.app_version(), log_path)
+    previous = crash.claim_session(data_dir, log_path)  # before this start's first log line
+    sys.excepthook = log_uncaught
+    log.info("%s (version %s); log %s", crash.START_LINE, enginelink.app_version(), log_path)
+    if previous is not None:
+        log.warning("the last run (started %s) did not end cleanly: %s", previous.started, previous.fatal)
     app = make_app(sys.argv[:1])
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     bridge = Bridge(loop)
-    window = MainWindow(bridge, Settings(str(args.settings) if args.settings else None))
+    settings = Settings(args.settings) if args.settings else Settings()
+    log.info("settings %s", settings.path)
+    window = MainWindow(bridge, settings)
     window.log_path = log_path
     window.show()
     code = 0
@@ -230,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
         else:
             await window._guard(open_initial_model(window, args.model))
+            if previous is not None:
+                window.offer_recovery(previous)
             # one-time torch imports once the window has settled, not in the middle of the first
             # training run; a background job: anything the user starts goes first
             QTimer.singleShot(3000, lambda: window.bridge.closed or window.bridge.warm_up())
@@ -247,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         window.save_settings()
         bridge.close()
+    crash.release_session(data_dir)  # a clean exit: the next start has nothing to recover
     return code
 
 

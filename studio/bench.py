@@ -10,6 +10,13 @@ Measures, offscreen, with the real bridge and renderer:
   (``Trajectory.state_at(k)`` + :meth:`studio.render.Renderer.render`). Target < 16 ms.
 
 A benchmark, not a test: it reports numbers and exits 0; ``--check`` exits 1 when a target is missed.
+
+``--soak N`` instead drives the real main window offscreen, as a user would, through N
+generations (default 64 samples x 256 steps of the bundled ``digits-prime``: live previews,
+timeline, history, saved outputs) and then a training run on the Train tab, in a throw-away data
+folder. It reports survival, resident memory (``VmRSS``) after each phase, event-loop lateness
+per phase and the drift of ``sys.getrefcount(None)`` (a leaking Qt binding lowers it once per
+void Qt call until CPython aborts; Python 3.12+ has an immortal None, so it cannot drift there).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import time
 from typing import Any
 
 TIMER_MS = 10
+IMMORTAL_NONE = sys.version_info >= (3, 12)
 TARGETS = {"lateness_p99_ms": 50.0, "lateness_max_ms": 200.0, "render_max_ms": 16.0}
 
 
@@ -247,6 +255,140 @@ async def run_all(args: Any) -> dict[str, Any]:
     return report
 
 
+def resident_mb() -> float:
+    """Resident memory of this process in MiB (``VmRSS``; else the peak from ``getrusage``)."""
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+async def run_soak(args: Any) -> dict[str, Any]:
+    """The soak: the real window through ``args.soak`` generations and a training run."""
+    from PySide6.QtWidgets import QApplication
+
+    from studio.bridge import Bridge
+    from studio.mainwindow import MainWindow
+    from studio.settings import Settings
+    from studio.train.selftest import self_test_train
+
+    app = QApplication.instance()
+    app.setQuitOnLastWindowClosed(False)  # closing the window at the end must not stop the loop
+    loop = asyncio.get_event_loop()
+    home = os.environ["PRIME_STUDIO_HOME"]
+    bridge = Bridge(loop)
+    window = MainWindow(bridge, Settings(os.path.join(home, "settings.ini")))
+    window.resize(1400, 860)
+    window.show()
+    probe = LatenessProbe()
+    report: dict[str, Any] = {
+        "soak": {
+            "generations": args.soak,
+            "samples": args.soak_samples,
+            "steps": args.soak_steps,
+            "model": args.soak_model,
+            "python": sys.version.split()[0],
+            "pyside6": __import__("PySide6").__version__,
+        },
+        "phases": [],
+    }
+    phases = report["phases"]
+    none0 = sys.getrefcount(None)
+
+    def phase(name: str, started: float, lateness: list[float], **extra: Any) -> None:
+        row = {
+            "phase": name,
+            "seconds": time.perf_counter() - started,
+            "rss_mb": resident_mb(),
+            "none_drift": sys.getrefcount(None) - none0,
+            **percentiles(lateness),
+            **extra,
+        }
+        phases.append(row)
+        print(
+            f"soak: {name}: {row['seconds']:.1f} s, RSS {row['rss_mb']:.0f} MiB, "
+            f"lateness p99 {row['p99']:.1f} / max {row['max']:.1f} ms, None drift {row['none_drift']:+d}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        started = time.perf_counter()
+        probe.start()
+        await window.session.load_model(args.soak_model)
+        await bridge.warm_up()  # the one-time torch imports the studio does 3 s after opening
+        await asyncio.sleep(0.5)  # the window settles
+        phase("start (model, warm-up)", started, probe.stop())
+        for i in range(args.soak):
+            window.generate_panel.set_values(
+                {"num_samples": args.soak_samples, "steps": args.soak_steps, "seed": i, "seed_mode": "fixed"}
+            )
+            started = time.perf_counter()
+            probe.start()
+            entry = await window.session.generate()
+            lateness = probe.stop()
+            if entry is None or entry.result.cancelled or window.timeline.entries() != args.soak_steps:
+                raise RuntimeError(f"generation {i + 1} did not finish")
+            phase(f"generation {i + 1}", started, lateness, nfe=sum(entry.result.nfe) / len(entry.result.nfe))
+        started = time.perf_counter()
+        probe.start()
+        await self_test_train(window, args)  # the Train tab: check a folder, train 40 steps, save
+        phase("training run", started, probe.stop())
+        if window.errors:
+            raise RuntimeError(f"error dialogs were shown: {window.errors}")
+        report["survived"] = True
+    finally:
+        window.close()
+        bridge.close()
+    rows = phases[1:]  # after the start
+    first = rows[0] if rows else phases[0]
+    report["summary"] = {
+        "survived": report.get("survived", False),
+        "rss_start_mb": phases[0]["rss_mb"],
+        "rss_end_mb": phases[-1]["rss_mb"],
+        "rss_growth_mb": phases[-1]["rss_mb"] - phases[0]["rss_mb"],
+        "rss_growth_after_first_generation_mb": phases[-1]["rss_mb"] - first["rss_mb"],
+        "lateness_p99_ms": max(r["p99"] for r in rows) if rows else 0.0,
+        "lateness_max_ms": max(r["max"] for r in rows) if rows else 0.0,
+        "none_drift": phases[-1]["none_drift"],
+        "none_immortal": IMMORTAL_NONE,
+    }
+    return report
+
+
+def format_soak(report: dict[str, Any]) -> str:
+    """The soak report as a plain-text table."""
+    cfg, summary = report["soak"], report["summary"]
+    lines = [
+        f"Prime Studio soak: {cfg['generations']} generations of {cfg['samples']} x {cfg['steps']} steps "
+        f"({cfg['model']}) + a training run, real window offscreen; Python {cfg['python']}, "
+        f"PySide6 {cfg['pyside6']}",
+        "",
+        f"{'phase':<22}{'s':>8}{'RSS MiB':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'None drift':>12}",
+    ]
+    for r in report["phases"]:
+        lines.append(
+            f"{r['phase']:<22}{r['seconds']:>8.1f}{r['rss_mb']:>10.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
+            f"{r['max']:>9.1f}{r['none_drift']:>+12d}"
+        )
+    lines += [
+        "",
+        f"survived: {'yes' if summary['survived'] else 'NO'}; RSS {summary['rss_start_mb']:.0f} -> "
+        f"{summary['rss_end_mb']:.0f} MiB ({summary['rss_growth_mb']:+.0f}; "
+        f"{summary['rss_growth_after_first_generation_mb']:+.0f} after the first generation); "
+        f"worst lateness p99 {summary['lateness_p99_ms']:.1f} ms, max {summary['lateness_max_ms']:.1f} ms; "
+        f"refcount(None) drift {summary['none_drift']:+d}"
+        + (" (None is immortal on this Python)" if summary["none_immortal"] else ""),
+    ]
+    return "\n".join(lines)
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The report as a plain-text table."""
     cfg = report["config"]
@@ -304,7 +446,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--render-size", type=int, default=32, help="image side of the scrub-render trajectory")
     p.add_argument("--render-channels", type=int, default=1, choices=(1, 3))
     p.add_argument("--idle-seconds", type=float, default=1.0)
-    return p.parse_args(argv)
+    p.add_argument(
+        "--soak",
+        type=int,
+        metavar="N",
+        help="drive the real window through N generations and a training run (see above)",
+    )
+    p.add_argument("--soak-model", default="digits-prime", help="library name or path (default digits-prime)")
+    p.add_argument("--soak-samples", type=int, default=64)
+    p.add_argument("--soak-steps", type=int, default=256)
+    args = p.parse_args(argv)
+    if args.soak is not None and args.soak < 1:
+        p.error("--soak needs at least 1 generation")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,9 +468,22 @@ def main(argv: list[str] | None = None) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
+    if args.soak is not None:  # a throw-away data folder: settings, outputs, runs, trained models
+        home = tempfile.mkdtemp(prefix="prime-soak-")
+        os.environ["PRIME_STUDIO_HOME"] = home
     app = QApplication.instance() or QApplication(sys.argv[:1])
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    if args.soak is not None:
+        import shutil
+
+        try:
+            with loop:
+                report = loop.run_until_complete(run_soak(args))
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        print(json.dumps(report, indent=2) if args.json else format_soak(report))
+        return 0 if report["summary"]["survived"] else 1
     with loop:
         report = loop.run_until_complete(run_all(args))
     print(json.dumps(report, indent=2) if args.json else format_table(report))

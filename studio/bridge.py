@@ -74,6 +74,7 @@ class Job:
         self.progress = 0.0  # 0..1 when known
         self.error: BaseException | None = None
         self.background = False
+        self.meta: dict[str, Any] = {}  # e.g. a plain generation's model and request (Bridge.generate)
         self.submitted = time.perf_counter()
         self.started: float | None = None
         self.finished: float | None = None
@@ -153,14 +154,21 @@ class Bridge(QObject):
 
     # ------------------------------------------------------------------ queue (GUI side)
     def submit(
-        self, kind: str, label: str, work: Callable[[eng.CancelToken], Any], background: bool = False
+        self,
+        kind: str,
+        label: str,
+        work: Callable[[eng.CancelToken], Any],
+        background: bool = False,
+        meta: dict[str, Any] | None = None,
     ) -> Job:
         """Queue ``work(token)`` to run on the engine thread; returns the job at once.
 
-        ``background`` jobs (e.g. the warm-up) wait behind every job submitted later.
+        ``background`` jobs (e.g. the warm-up) wait behind every job submitted later. ``meta``
+        says what the job does for those who watch the queue (set before ``queue_changed``).
         """
         job = Job(self, kind, label, work)
         job.background = background
+        job.meta = dict(meta or {})
         with self._lock:
             if self._stop:
                 raise RuntimeError("the engine bridge is closed")
@@ -363,13 +371,22 @@ class Bridge(QObject):
         )
 
     def generate(self, handle: ModelHandle, request: Any, label: str | None = None) -> Job:
-        """Sample with ``eng.iter_sample``; snapshots are ``SampleStep``, result ``SampleResult``."""
+        """Sample with ``eng.iter_sample``; snapshots are ``SampleStep``, result ``SampleResult``.
+
+        Without a ``label`` it is a plain generation from the settings alone (inpaint, detail and
+        infill give their own label: they need their parent output): its ``meta`` has
+        ``plain=True``, the model and the request, so that it can be queued again after a crash.
+        """
 
         def work(token: eng.CancelToken):
             return eng.iter_sample(self._models[handle.key], request, cancel=token)
 
+        meta = {"plain": label is None, "model_path": handle.path, "model": handle.name, "request": request}
         return self.submit(
-            "generate", label or f"generate {request.num_samples}\u00d7{request.steps} ({handle.name})", work
+            "generate",
+            label or f"generate {request.num_samples}\u00d7{request.steps} ({handle.name})",
+            work,
+            meta=meta,
         )
 
     def branch(

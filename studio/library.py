@@ -1,8 +1,9 @@
 """The model library panel.
 
 Bundled and user models with their cards; import (dialog or drag-and-drop
-of a ``.safetensors``), remove, reveal in the file manager, and "New random model" when there is
-nothing to load yet.
+of a ``.safetensors``), remove (after a confirmation, into the trash of the data folder), restore
+from the trash, reveal in the file manager, and "New random model" when there is nothing to load
+yet.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
+    QMessageBox,
     QPushButton,
     QTextBrowser,
     QToolButton,
@@ -38,15 +41,23 @@ def _card_value(value: object) -> str:
     """A card field as short text: nested objects as "key: value" lines, no hashes or long lists."""
     if isinstance(value, dict):
         lines = []
-        for k, v in value.items():
-            if k in ("fingerprint", "sources") or isinstance(v, (dict, list)) and len(json.dumps(v)) > 80:
+        for k, v in list(value.items())[:64]:
+            if k in ("fingerprint", "sources") or isinstance(v, (dict, list)) and len(_json(v)) > 80:
                 continue
-            lines.append(f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+            lines.append(f"{str(k)[:80]}: {_json(v) if isinstance(v, (dict, list)) else str(v)[:200]}")
         return "; ".join(lines)[:400]
     if isinstance(value, float):
         return f"{value:.4g}"
-    text = json.dumps(value) if isinstance(value, list) else str(value)
+    text = _json(value) if isinstance(value, list) else str(value)
     return text[:300]
+
+
+def _json(value: object) -> str:
+    """Compact JSON of a card value (any value a file may hold: never raises)."""
+    try:
+        return json.dumps(value, default=str)[:2000]
+    except (ValueError, TypeError, RecursionError):
+        return "(unreadable value)"
 
 
 def card_html(
@@ -62,8 +73,11 @@ def card_html(
     ``source`` says where the model comes from; by default "bundled", "your library", or for
     ``bundled`` None "in memory only" (a new random model).
     """
+    name = html.escape(str(name))
     if error:
-        return f"<b>{name}</b><br><span style='color:#c0392b'>Cannot be used: {html.escape(error)}</span>"
+        return (
+            f"<b>{name}</b><br><span style='color:#c0392b'>Cannot be used: {html.escape(str(error))}</span>"
+        )
     cfg = config or {}
     source = source or (
         "in memory only (not saved)" if bundled is None else "bundled" if bundled else "your library"
@@ -76,11 +90,11 @@ def card_html(
     ell = cfg.get("ell", 1)
     rows.append(("Digits", f"\u2113={ell}" + (" (MDM baseline)" if ell == 1 else " (Prime)")))
     rows.append(("Backbone", f"{cfg.get('n_layers')}\u00d7{cfg.get('d_model')}, {cfg.get('n_heads')} heads"))
-    for key, value in sorted((card or {}).items()):
-        rows.append((key.replace("_", " "), html.escape(_card_value(value))))
-    table = "".join(
-        f"<tr><td valign='top' style='color:#888'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows
-    )
+    for key, value in sorted((card or {}).items(), key=lambda kv: str(kv[0])):
+        rows.append((str(key)[:80].replace("_", " "), _card_value(value)))
+    # everything from a file is text, never markup: a key like <img src=...> is shown, not rendered
+    cell = "<tr><td valign='top' style='color:#888'>{}</td><td>&nbsp;{}</td></tr>"
+    table = "".join(cell.format(html.escape(str(k)), html.escape(str(v))) for k, v in rows)
     return f"<b>{name}</b><table>{table}</table>"
 
 
@@ -107,6 +121,12 @@ class LibraryPanel(QWidget):
         self.import_.clicked.connect(self.import_requested)
         self.remove = QToolButton(text="Remove")
         self.remove.clicked.connect(self._remove)
+        self.restore_menu = QMenu(self)
+        self.restore_menu.aboutToShow.connect(self._fill_restore_menu)
+        self.restore = QToolButton(text="Restore")
+        self.restore.setToolTip("Put a removed model back from the trash")
+        self.restore.setMenu(self.restore_menu)
+        self.restore.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.reveal = QToolButton(text="Reveal")
         self.reveal.setToolTip("Show the model file in the file manager")
         self.reveal.clicked.connect(self._reveal)
@@ -125,7 +145,7 @@ class LibraryPanel(QWidget):
         self.status.setWordWrap(True)
 
         row1 = QHBoxLayout()
-        for b in (self.load, self.import_, self.remove, self.reveal):
+        for b in (self.load, self.import_, self.remove, self.restore, self.reveal):
             row1.addWidget(b)
         row2 = QHBoxLayout()
         row2.addWidget(self.random, 1)
@@ -139,6 +159,7 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.card, 3)
         layout.addWidget(self.status)
         self._cards: dict[str, str] = {}
+        self.trash: list = []  # eng.TrashEntry, newest removal first (refresh reads it)
 
     def refresh(self) -> None:
         """Re-read the library folders."""
@@ -171,6 +192,12 @@ class LibraryPanel(QWidget):
         self.empty.setVisible(not entries)
         if self.list.currentItem() is None and self.list.count():
             self.list.setCurrentRow(0)
+        try:
+            self.trash = enginelink.eng.list_trash()
+        except OSError as exc:
+            self.trash = []
+            self.status.setText(f"Cannot read the trash: {exc}")
+        self.restore.setEnabled(bool(self.trash))
 
     def first_usable(self) -> str | None:
         """Path of the model to open first (None when there is none).
@@ -201,7 +228,9 @@ class LibraryPanel(QWidget):
             self.card.setHtml(self._cards.get(item.data(PATH_ROLE), ""))
         bundled = bool(item and item.data(BUNDLED_ROLE))
         self.remove.setEnabled(item is not None and not bundled)
-        self.remove.setToolTip("Bundled models cannot be removed" if bundled else "Delete from your library")
+        self.remove.setToolTip(
+            "Bundled models cannot be removed" if bundled else "Move to the trash (Restore brings it back)"
+        )
         self.load.setEnabled(item is not None)
         self.reveal.setEnabled(item is not None)
 
@@ -209,16 +238,55 @@ class LibraryPanel(QWidget):
         if item is not None:
             self.load_requested.emit(item.data(PATH_ROLE))
 
+    def confirm_remove(self, name: str) -> bool:
+        """Ask before removing a model; True = move it to the trash."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Remove model")
+        box.setText(f"Move \u201c{name}\u201d from your library to the trash?")
+        box.setInformativeText(
+            f"Nothing is deleted: Restore (in this panel) or \u2018prime restore {name}\u2019 brings it back."
+        )
+        remove = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is remove
+
     def _remove(self) -> None:
         item = self.list.currentItem()
         if item is None or item.data(BUNDLED_ROLE):
             return
+        name = item.data(NAME_ROLE)
+        if not self.confirm_remove(name):
+            return
         try:
-            enginelink.eng.remove_model(item.data(NAME_ROLE))
-            self.status.setText(f"Removed {item.data(NAME_ROLE)}")
+            enginelink.eng.remove_model(name)
+            self.status.setText(f"Moved {name} to the trash; Restore brings it back.")
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.status.setText(f"Cannot remove: {exc}")
         self.refresh()
+
+    def _fill_restore_menu(self) -> None:
+        self.restore_menu.clear()
+        for entry in self.trash:
+            action = self.restore_menu.addAction(f"{entry.name}  \u00b7  removed {entry.removed}")
+            action.triggered.connect(lambda _checked=False, n=entry.name: self.restore_model(n))
+        if not self.trash:
+            self.restore_menu.addAction("The trash is empty").setEnabled(False)
+
+    def restore_model(self, name: str) -> bool:
+        """Put the newest removed model called ``name`` back into the library and select it."""
+        try:
+            path = enginelink.eng.restore_model(name)
+        except Exception as exc:  # noqa: BLE001 - shown to the user (e.g. the name is taken now)
+            self.status.setText(f"Cannot restore: {exc}")
+            self.refresh()
+            return False
+        self.refresh()
+        self.select_path(str(path))
+        self.status.setText(f"Restored {name}")
+        return True
 
     def _reveal(self) -> None:
         item = self.list.currentItem()

@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
-import json
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio import enginelink, panels
-from studio.bridge import Bridge
+from studio import crash, enginelink, panels, render
+from studio.bridge import QUEUED, RUNNING, Bridge
 from studio.dialogs import HelpOverlay, show_about, show_error
 from studio.history.entries import History
 from studio.history.tree import HistoryPanel
@@ -63,6 +63,15 @@ class MainWindow(QMainWindow):
         self.outputs_dir = outputs_dir or enginelink.data_dir() / "outputs"
         self._tasks: set[asyncio.Task] = set()
         self.errors: list[BaseException] = []  # shown in dialogs; kept for tests and the self-test
+        # crash safety (studio.crash): the waiting queue on disk, the notice after an abnormal exit
+        self.data_dir = enginelink.data_dir()
+        self.log_path = self.data_dir / "logs" / "studio.log"  # app.main sets the one it opened
+        self.leftover_waiting = crash.load_waiting(self.data_dir)  # from a run that did not end cleanly
+        self._replays: dict[int, dict[str, Any]] = {}  # job id -> how to queue it again
+        self._journal: list[dict[str, Any]] | None = None  # what the queue file says now
+        self._closing = False
+        self._quit_confirmed = False
+        self._saved_snapshot: dict[str, Any] | None = None
 
         # ---------------------------------------------------------------- widgets
         self.library = LibraryPanel()
@@ -109,7 +118,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.compare, "Compare")
         self.extra_panels: dict[str, QWidget] = {}
         self._add_registered_panels()
-        self.setCentralWidget(self.tabs)
+        self.recovery_bar = crash.RecoveryBar()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.recovery_bar)
+        central_layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
 
         self.library_dock = self._dock("Models", self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.queue_dock = self._dock("Queue", self.queue, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -125,6 +141,7 @@ class MainWindow(QMainWindow):
         self.library.refresh()
         if self.outputs_dir.is_dir():
             self.history_panel.load_saved(self.outputs_dir)
+        self._start_crash_safety()
 
     # ------------------------------------------------------------------ layout helpers
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -155,6 +172,7 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "&Export PNG\u2026", lambda: self.session.export_current("png"), "Ctrl+E")
         self._action(file, "Export &GIF of the denoising\u2026", lambda: self.session.export_current("gif"))
+        self._action(file, "Export &WebP of the denoising\u2026", lambda: self.session.export_current("webp"))
         self._action(file, "Export &text\u2026", lambda: self.session.export_current("text"))
         self._action(file, "Open outputs &folder", self.open_outputs_folder)
         file.addSeparator()
@@ -164,10 +182,8 @@ class MainWindow(QMainWindow):
         self._action(run, "&Branch from this step", lambda: self.spawn(self.session.branch()), "Ctrl+B")
         self._action(run, "&Cancel", self.session.cancel_current)
         view = menu.addMenu("&View")
-        for i, (mode, label) in enumerate(
-            (("state", "State"), ("prediction", "Prediction"), ("map", "State map"))
-        ):
-            self._action(view, label, lambda m=mode: self.canvas.set_mode(m), str(i + 1))
+        for i, mode in enumerate(render.MODES):
+            self._action(view, render.MODE_LABELS[mode], lambda m=mode: self.canvas.set_mode(m), str(i + 1))
         view.addSeparator()
         self._action(view, "Zoom in", lambda: self.canvas.view.step_zoom(1), "Ctrl+=")
         self._action(view, "Zoom out", lambda: self.canvas.view.step_zoom(-1), "Ctrl+-")
@@ -285,24 +301,15 @@ class MainWindow(QMainWindow):
                     self.statusBar().showMessage(f"Imported {Path(dest).name}", 5000)
                     self.library.refresh()
                 elif path.lower().endswith(".png"):
-                    self.session.restore_png(path)
+                    self.spawn(self.session.restore_png_async(path))  # read off the GUI thread
                 else:
                     raise ValueError(f"{path}: drop a .safetensors model or a Prime Studio PNG")
             except Exception as exc:  # noqa: BLE001 - shown to the user
                 self.report_error(f"Cannot open {Path(path).name}", exc)
 
     def open_saved_output(self, path: str) -> None:
-        """An output from an earlier session: restore the settings it was made with."""
-        try:
-            if path.endswith(".png"):
-                self.session.restore_png(path)
-            else:
-                settings = Path(path + ".json")
-                values = json.loads(settings.read_text(encoding="utf-8")) if settings.exists() else {}
-                self.generate_panel.set_values(dict(values, seed_mode="fixed"))
-                self.flash(f"Restored settings from {Path(path).name}")
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.report_error(f"Cannot open {Path(path).name}", exc)
+        """An output from an earlier session: reopen it fully (or restore its settings)."""
+        self.session.open_saved(path)
 
     def open_outputs_folder(self) -> None:
         """Show the outputs folder in the file manager."""
@@ -360,32 +367,212 @@ class MainWindow(QMainWindow):
             if i >= 0:
                 self.timeline.speed.setCurrentIndex(i)
 
-    def save_settings(self) -> None:
-        """Persist what :meth:`restore_settings` reads."""
-        self.settings.set_bytes("window/geometry", self.saveGeometry())
-        self.settings.set_bytes("window/state", self.saveState())
-        self.settings.set_bytes("window/generateSplit", QByteArray(self.generate_split.saveState()))
-        self.settings.set_json("generate/values", self.generate_panel.values())
-        self.settings.set_json(
-            "view",
-            {
+    def settings_snapshot(self) -> dict[str, Any]:
+        """What :meth:`save_settings` writes: key -> QByteArray or JSON-ready value."""
+        out: dict[str, Any] = {
+            "window/geometry": self.saveGeometry(),
+            "window/state": self.saveState(),
+            "window/generateSplit": QByteArray(self.generate_split.saveState()),
+            "generate/values": self.generate_panel.values(),
+            "view": {
                 "mode": self.canvas.current_mode(),
                 "zoom": self.canvas.zoom.currentData(),
                 "speed": self.timeline.speed.currentData(),
             },
-        )
+        }
         if self.session.handle is not None and self.session.handle.path:
-            self.settings.set_json("model/last", self.session.handle.path)
+            out["model/last"] = self.session.handle.path
+        form = getattr(self.extra_panels.get("Train"), "form", None)
+        if form is not None and hasattr(form, "values"):
+            out["train/values"] = form.values()
+        return out
+
+    def save_settings(self) -> None:
+        """Persist what :meth:`restore_settings` reads (and the Train tab's form), now."""
+        snapshot = self.settings_snapshot()
+        for key, value in snapshot.items():
+            if isinstance(value, QByteArray):
+                self.settings.set_bytes(key, value)
+            else:
+                self.settings.set_json(key, value)
         self.settings.sync()
+        self._saved_snapshot = snapshot
+
+    def autosave(self) -> bool:
+        """Save the settings when anything changed since the last save (every second); True if saved."""
+        snapshot = self.settings_snapshot()
+        if snapshot == self._saved_snapshot:
+            return False
+        self.save_settings()
+        return True
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Save settings and stop running work (the engine stops at its next step)."""
         self.save_settings()
+        self.autosave_timer.stop()
         self.timeline.stop()
+        self._closing = True  # a clean exit: nothing waits to be queued again next time
+        self.leftover_waiting = []
         self.bridge.cancel_all()
+        self._write_journal([])
         for task in list(self._tasks):
             task.cancel()
         super().closeEvent(event)
+
+    # ------------------------------------------------------------------ crash safety and quitting
+    def _start_crash_safety(self) -> None:
+        """Save settings as they change, keep the waiting queue on disk, ask before quitting a run."""
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(1000)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        self._saved_snapshot = self.settings_snapshot()  # what was just restored
+        self.bridge.queue_changed.connect(self.record_queue)
+        self.recovery_bar.open_log.connect(self.open_log)
+        self.recovery_bar.requeue.connect(lambda: self.spawn(self.requeue_waiting()))
+        self.recovery_bar.dismissed.connect(self.dismiss_waiting)
+        self.installEventFilter(self)  # after the panels': asked first when the window closes
+
+    def waiting_generations(self) -> list[dict[str, Any]]:
+        """Plain generations that run or wait now, as settings that can queue them again."""
+        out = []
+        for job in self.bridge.jobs():
+            if job.kind != "generate" or job.status not in (QUEUED, RUNNING) or not job.meta.get("plain"):
+                continue
+            if job.id not in self._replays:
+                self._replays[job.id] = self._replay_of(job)
+            if self._replays[job.id]:
+                out.append(self._replays[job.id])
+        return out
+
+    def _replay_of(self, job: Any) -> dict[str, Any]:
+        """How to run a generation again: its model file and the Generate panel's values for it."""
+        request = job.meta.get("request")
+        path = job.meta.get("model_path")
+        if not path or request is None:
+            return {}  # an in-memory (random) model cannot be loaded again
+        # the panel still shows what the job was made from (it is queued as it is read); the
+        # request has the numbers that were used (the seed drawn for it included)
+        values = dict(self.generate_panel.values(), seed_mode="fixed")
+        for key in ("num_samples", "steps", "seed", "temperature", "top_k", "top_p", "reveal", "corrector"):
+            value = getattr(request, key, None)
+            if value is not None:
+                values[key] = value
+        return {"model_path": path, "model": job.meta.get("model", ""), "label": job.label, "values": values}
+
+    def record_queue(self) -> None:
+        """Write the waiting generations to the data folder whenever the queue changes."""
+        if self._closing:
+            return
+        live = {job.id for job in self.bridge.jobs()}
+        self._replays = {k: v for k, v in self._replays.items() if k in live}
+        self._write_journal(self.waiting_generations() + self.leftover_waiting)
+
+    def _write_journal(self, items: list[dict[str, Any]]) -> None:
+        if items == self._journal:
+            return
+        try:
+            crash.save_waiting(self.data_dir, items)
+            self._journal = items
+        except OSError as exc:  # e.g. a full disk: the queue itself is unaffected
+            log.warning("cannot save the waiting queue: %s", exc)
+
+    def offer_recovery(self, previous: crash.PreviousRun) -> None:
+        """After an abnormal exit: say so, what came back, offer the log and the waiting generations."""
+        restored = []
+        if self.settings.get_bytes("window/state") is not None:
+            restored.append("window layout")
+        if self.session.handle is not None and self.session.handle.path:
+            restored.append(f"model {self.session.handle.name}")
+        outputs = (
+            [p for p in self.outputs_dir.glob("*") if p.suffix in (".png", ".txt")]
+            if self.outputs_dir.is_dir()
+            else []
+        )
+        if outputs:
+            restored.append(f"{len(outputs)} saved output(s) in History")
+        self.recovery_bar.offer(previous, restored, len(self.leftover_waiting))
+        log.warning("recovery offered: %s; %d waiting", restored, len(self.leftover_waiting))
+
+    async def requeue_waiting(self) -> int:
+        """Queue the generations that were waiting when the studio stopped; returns how many."""
+        items, self.leftover_waiting = list(self.leftover_waiting), []
+        self.recovery_bar.hide()
+        before = self.generate_panel.values()
+        queued = 0
+        try:
+            for item in items:
+                try:
+                    await self.session.load_model(item["model_path"])
+                except Exception as exc:  # noqa: BLE001 - the others can still run
+                    self.report_error(f"Cannot queue {item.get('label', 'a generation')} again", exc)
+                    continue
+                self.generate_panel.set_values(dict(item["values"], seed_mode="fixed"))
+                self.spawn(self.session.generate())
+                for _ in range(2):  # let it read the panel and queue its job before the next one
+                    await asyncio.sleep(0)
+                queued += 1
+        finally:
+            self.generate_panel.set_values(before)
+            self.record_queue()
+        self.flash(f"Queued {queued} generation(s) again")
+        return queued
+
+    def dismiss_waiting(self) -> None:
+        """Do not queue the earlier waiting generations."""
+        self.leftover_waiting = []
+        self.record_queue()
+
+    def open_log(self) -> None:
+        """Show the log file."""
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_path)))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """Closing while a training job runs: ask first, then checkpoint the run before quitting."""
+        if obj is self and event.type() == QEvent.Type.Close and not self._quit_confirmed:
+            training = [j for j in self.bridge.jobs() if j.kind == "train"]
+            if training:
+                if not self.confirm_quit_during_training():
+                    event.ignore()
+                    return True
+                self._quit_confirmed = True
+                running = [j for j in training if j.status == RUNNING]
+                if running:  # (a queued one resumes from the checkpoint it paused at)
+                    event.ignore()
+                    self.spawn(self._checkpoint_then_close(running))
+                    return True
+        return super().eventFilter(obj, event)
+
+    def confirm_quit_during_training(self) -> bool:
+        """Ask whether to quit while training; True = checkpoint the run and quit."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Training is running")
+        box.setText("A training run is in progress. Quit anyway?")
+        box.setInformativeText(
+            "The run is saved as a checkpoint first; the Train tab offers to resume it next time."
+        )
+        quit_button = box.addButton("Checkpoint and quit", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is quit_button
+
+    async def _checkpoint_then_close(self, running: list[Any], timeout: float = 300.0) -> None:
+        """Stop the training run at its next step with a checkpoint, then close the window."""
+        panel = self.extra_panels.get("Train")
+        if getattr(panel, "state", None) == "running" and getattr(panel, "job", None) in running:
+            panel.pause()  # the Train tab's own pause: checkpoint, run record marked paused
+        else:
+            for job in running:
+                job.cancel()  # the engine writes a checkpoint when a training run is cancelled
+        self.statusBar().showMessage("Saving a checkpoint of the training run before quitting\u2026")
+        loop = asyncio.get_event_loop()
+        deadline = loop.time() + timeout
+        while any(not job.done() for job in running) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the Train tab records how the run ended
+        self.close()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Keep the help overlay covering the window."""

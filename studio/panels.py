@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_PANELS = ("studio.train.panel",)
+OPTIONAL_PANELS = ("studio.train.panel", "studio.history.gallery")
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,40 @@
 """QSettings persistence: generation settings, view options and the window layout.
 
-Tests pass an ini path so they never touch the user's settings.
+Settings live in one INI file in the data folder, ``<data>/settings.ini`` (the data folder is
+``PRIME_STUDIO_HOME`` when set, else the platform folder of ``engine.data_dir()``), next to the
+models, the outputs and the logs. Tests and ``--settings PATH`` pass another ini path.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
 ORGANIZATION = "Prime Studio"
 APPLICATION = "Prime Studio"
+SETTINGS_FILE = "settings.ini"
+
+
+def default_path() -> Path:
+    """``<data folder>/settings.ini`` (the folder is created)."""
+    from studio import enginelink
+
+    return enginelink.data_dir() / SETTINGS_FILE
 
 
 class Settings:
-    """Typed access to the studio's QSettings (a native store, or an ini file when given)."""
+    """Typed access to the studio's settings, an INI file (``default_path()`` unless one is given).
 
-    def __init__(self, ini_path: str | None = None) -> None:
-        if ini_path:
-            self.qsettings = QSettings(str(ini_path), QSettings.Format.IniFormat)
-        else:
-            self.qsettings = QSettings(ORGANIZATION, APPLICATION)
+    QSettings writes the file through a temporary file and a rename, so a crash never leaves it
+    half-written; :meth:`sync` writes now (the window calls it whenever a setting changes).
+    """
+
+    def __init__(self, ini_path: str | Path | None = None) -> None:
+        self.path = Path(ini_path) if ini_path else default_path()
+        self.qsettings = QSettings(str(self.path), QSettings.Format.IniFormat)
 
     def get_json(self, key: str, default: Any = None) -> Any:
         """A JSON value (stored as a string), or ``default`` when absent or unreadable."""
@@ -45,6 +58,10 @@ class Settings:
     def set_bytes(self, key: str, value: QByteArray) -> None:
         """Store a QByteArray."""
         self.qsettings.setValue(key, value)
+
+    def remove(self, key: str) -> None:
+        """Forget a key."""
+        self.qsettings.remove(key)
 
     def sync(self) -> None:
         """Write to disk now."""

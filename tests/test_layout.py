@@ -141,7 +141,8 @@ def test_the_studio_reaches_the_engine_only_through_its_public_names() -> None:
 
 def test_nothing_imports_the_top_of_the_studio() -> None:
     # e.g. the session is given its widgets and host: it does not import the main window
-    allowed = {"studio.app": {"studio.mainwindow"}}  # app starts the window
+    # app starts the window; the benchmark's soak drives the real window
+    allowed = {"studio.app": {"studio.mainwindow"}, "studio.bench": {"studio.mainwindow"}}
     for module, deps in _graph().items():
         up = deps & {"studio.app", "studio.mainwindow", "studio.bench"}
         assert up <= allowed.get(module, set()), (module, up)

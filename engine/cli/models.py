@@ -1,21 +1,23 @@
-"""``prime init``, ``info``, ``models``, ``import`` and ``remove``: model files and the library."""
+"""``prime init``, ``info``, ``models``, ``import``, ``remove``, ``restore``: model files and the library."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 from pathlib import Path
 from typing import Any
 
-from engine.cli.common import CliError, emit, human_count, human_size, table
+from engine.cli.common import CliError, dumps, emit, human_count, human_size, printable, table
 from engine.config import MODALITIES, SCHEDULES, SIZES, ModelConfig
 from engine.files.library import (
     MODEL_SUFFIX,
     bundled_models_dir,
     import_model,
     list_models,
+    list_trash,
     remove_model,
     resolve_model,
+    restore_model,
     user_models_dir,
 )
 from engine.files.modelfile import ModelInfo, load_model, read_model_info, save_model
@@ -44,6 +46,12 @@ def format_info(info: ModelInfo) -> str:
         f"schedule:   {cfg.schedule}"
         + (f" (power {cfg.schedule_power:g})" if cfg.schedule == "polynomial" else ""),
         f"file:       {human_size(info.file_size)}, format version {info.format_version}",
+        "checksum:   "
+        + (
+            f"{info.digest[:28]}... (verified by --check and on every load)"
+            if info.digest
+            else "none (written before checksums; the weights cannot be verified against one)"
+        ),
     ]
     if cfg.permutation is not None:
         lines.append("shuffling:  token ids permuted before encoding (Prime-v2)")
@@ -52,31 +60,39 @@ def format_info(info: ModelInfo) -> str:
         lines.append(f"metric:     {bound}")
     lines.append("card:")
     for key in sorted(info.card):
-        lines.append(f"  {key}: {_short(info.card[key])}")
+        lines.append(f"  {printable(_short(key, 60), keep_newlines=False)}: {_short(info.card[key])}")
     return "\n".join(lines)
+
+
+def _number(value: Any) -> float | None:
+    """A card value usable as a number (a real int or float, finite), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def metric_summary(card: dict[str, Any]) -> str:
     """The card's valid bound as one line (``""`` when the card has none)."""
     metrics = card.get("metrics")
     bound = metrics.get("valid_bound") if isinstance(metrics, dict) else None
-    if not isinstance(bound, dict) or "bits_per_dim" not in bound:
-        return ""
-    text = f"valid bound {bound['bits_per_dim']:.4g}"
-    if isinstance(bound.get("stderr_bits_per_dim"), (int, float)):
-        text += f" +- {bound['stderr_bits_per_dim']:.2g}"
+    if not isinstance(bound, dict) or _number(bound.get("bits_per_dim")) is None:
+        return ""  # a card value of another type is shown as it is under "card:"
+    text = f"valid bound {_number(bound['bits_per_dim']):.4g}"
+    if _number(bound.get("stderr_bits_per_dim")) is not None:
+        text += f" +- {_number(bound['stderr_bits_per_dim']):.2g}"
     text += " bits/dim"
-    if isinstance(bound.get("perplexity"), (int, float)):
-        text += f", perplexity <= {bound['perplexity']:.4g}"
-    where = [str(bound[k]) for k in ("split",) if bound.get(k)]
+    if _number(bound.get("perplexity")) is not None:
+        text += f", perplexity <= {_number(bound['perplexity']):.4g}"
+    where = [_short(bound[k], 40) for k in ("split",) if bound.get(k)]
     if bound.get("items"):
-        where.append(f"{bound['items']} items")
-    return text + (f" ({', '.join(where)})" if where else "")
+        where.append(f"{_short(bound['items'], 20)} items")
+    return printable(text + (f" ({', '.join(where)})" if where else ""), keep_newlines=False)
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    """A card value on one line, long JSON cut (``--json`` shows everything)."""
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    """A card value on one line, long JSON cut, control characters removed (``--json`` shows everything)."""
+    text = value if isinstance(value, str) else dumps(value)
+    text = printable(text, keep_newlines=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -204,7 +220,7 @@ def training_summary(card: dict[str, Any]) -> str:
     steps = training.get("steps") if isinstance(training, dict) else card.get("steps")
     if not steps:
         return "untrained" if not card.get("metrics") else "trained"
-    return f"{steps} steps"
+    return f"{_short(steps, 24)} steps"
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -216,9 +232,26 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    """``prime remove NAME``: delete a user model."""
+    """``prime remove NAME``: move a user model to the trash (``prime restore NAME`` undoes it)."""
     path = remove_model(args.name)
-    emit(args, {"removed": args.name, "path": str(path)}, f"removed {args.name} ({path})")
+    emit(
+        args,
+        {"removed": args.name, "trash_path": str(path)},
+        f"moved {args.name} to the trash ({path}); undo with: prime restore {args.name}",
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``prime restore NAME``: put a removed model back; without NAME, list the trash."""
+    if args.name is None:
+        entries = list_trash()
+        rows = [("NAME", "REMOVED", "FILE")] + [(e.name, e.removed, str(e.path)) for e in entries]
+        text = table(rows) if entries else "the trash is empty"
+        emit(args, {"trash": [e.to_dict() for e in entries]}, text)
+        return 0
+    path = restore_model(args.name)
+    emit(args, {"restored": args.name, "path": str(path)}, f"restored {args.name} ({path})")
     return 0
 
 
@@ -252,7 +285,7 @@ def add_init_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def add_library_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Register ``info``, ``models``, ``import`` and ``remove``."""
+    """Register ``info``, ``models``, ``import``, ``remove`` and ``restore``."""
     p = sub.add_parser("info", parents=[common], help="show a model's config and card")
     p.add_argument("model", help="library name or path of a .safetensors model")
     p.add_argument("--check", action="store_true", help="also load and validate every weight")
@@ -263,6 +296,9 @@ def add_library_parsers(sub: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("path", help="a .safetensors model file")
     p.add_argument("--name", help="library name (default: the file name)")
     p.set_defaults(run=cmd_import)
-    p = sub.add_parser("remove", parents=[common], help="delete a model from your library")
+    p = sub.add_parser("remove", parents=[common], help="move a model from your library to the trash")
     p.add_argument("name", help="library name of a user model")
     p.set_defaults(run=cmd_remove)
+    p = sub.add_parser("restore", parents=[common], help="put a removed model back (no NAME: list the trash)")
+    p.add_argument("name", nargs="?", help="library name of a model in the trash (the newest removal wins)")
+    p.set_defaults(run=cmd_restore)

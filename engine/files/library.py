@@ -8,14 +8,15 @@ Set ``PRIME_STUDIO_HOME`` to move the user data folder (tests do).
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import shutil
 import sys
-import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.files.atomic import set_default_permissions
+from engine.files.atomic import atomic_path, fsync_dir
 from engine.files.modelfile import (
     MODEL_SUFFIX,
     ModelFileError,
@@ -119,6 +120,8 @@ def _entries(folder: Path, bundled: bool) -> list[ModelEntry]:
             info, error = None, str(exc)
         except OSError as exc:  # e.g. permission denied
             info, error = None, f"{path}: {exc.strerror or exc}"
+        except Exception as exc:  # noqa: BLE001 - one bad file must never hide the others
+            info, error = None, f"{path}: unreadable model file ({type(exc).__name__}: {exc})"
         out.append(ModelEntry(_model_name(path), path, bundled, info, error))
     return out
 
@@ -186,33 +189,133 @@ def import_model(path: str | os.PathLike[str], name: str | None = None) -> Path:
         where = "a bundled model" if taken[name].bundled else "a model in your library"
         raise ValueError(f"cannot import {source}: the name {name!r} is already used by {where}")
     target = user_models_dir() / f"{name}{MODEL_SUFFIX}"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp_name)
-        set_default_permissions(tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, expected_size=source.stat().st_size) as tmp:
+        shutil.copyfile(source, tmp)
     return target
 
 
 def remove_model(name: str) -> Path:
-    """Delete a user model by library name; bundled models cannot be removed.
+    """Remove a user model from the library by moving it to the trash (see :func:`trash_model`).
+
+    Nothing is deleted: :func:`restore_model` puts it back. Bundled models cannot be removed.
 
     Returns:
-        The path that was deleted.
+        The path of the model file in the trash.
+
+    Raises:
+        ValueError: unknown name, or the name is a bundled model.
+    """
+    return trash_model(name)
+
+
+# --------------------------------------------------------------------------- trash
+
+TRASH_DIR_NAME = "trash"
+
+
+@dataclass(frozen=True)
+class TrashEntry:
+    """A model in the trash: its library name, where the file is now, and when it was removed."""
+
+    name: str
+    path: Path
+    removed: str  # local time, "YYYY-MM-DD HH:MM:SS"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary (used by ``prime restore --json``)."""
+        return {"name": self.name, "path": str(self.path), "removed": self.removed}
+
+
+def trash_dir() -> Path:
+    """Folder of removed models (``data_dir()/trash``): one sub-folder per removal, newest last."""
+    return data_dir() / TRASH_DIR_NAME
+
+
+def trash_model(name: str) -> Path:
+    """Move a user model into the trash (same disk: an atomic rename); bundled models stay.
+
+    Each removal gets its own folder ``trash/<time>/NAME.safetensors``, so removing a second
+    model of the same name keeps the first one too.
+
+    Returns:
+        The path of the model file in the trash.
 
     Raises:
         ValueError: unknown name, or the name is a bundled model.
     """
     _check_name(name)
-    target = user_models_dir() / f"{name}{MODEL_SUFFIX}"
-    if target.is_file():
-        target.unlink()
-        return target
-    if (bundled_models_dir() / f"{name}{MODEL_SUFFIX}").is_file():
-        raise ValueError(f"{name!r} is a bundled model and cannot be removed")
-    user = [entry.name for entry in _entries(user_models_dir(), False)]
-    raise ValueError(f"no user model named {name!r}; your models: {', '.join(user) if user else 'none'}")
+    source = user_models_dir() / f"{name}{MODEL_SUFFIX}"
+    if not source.is_file():
+        if (bundled_models_dir() / f"{name}{MODEL_SUFFIX}").is_file():
+            raise ValueError(f"{name!r} is a bundled model and cannot be removed")
+        user = [entry.name for entry in _entries(user_models_dir(), False)]
+        raise ValueError(f"no user model named {name!r}; your models: {', '.join(user) if user else 'none'}")
+    trash = trash_dir()
+    trash.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count():
+        folder = trash / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            continue
+    target = folder / source.name
+    os.replace(source, target)
+    fsync_dir(source.parent)
+    fsync_dir(folder)
+    return target
+
+
+def _removal_order(folder: Path) -> tuple[str, int]:
+    n = folder.name[16:]  # "YYYYmmdd-HHMMSS" or "YYYYmmdd-HHMMSS-N" (several in one second)
+    return (folder.name[:15], int(n) if n.isdigit() else 0)
+
+
+def list_trash() -> list[TrashEntry]:
+    """Models in the trash, newest removal first."""
+    folder = trash_dir()
+    if not folder.is_dir():
+        return []
+    out = []
+    for sub in sorted((p for p in folder.iterdir() if p.is_dir()), key=_removal_order, reverse=True):
+        try:
+            removed = time.strftime("%Y-%m-%d %H:%M:%S", time.strptime(sub.name[:15], "%Y%m%d-%H%M%S"))
+        except ValueError:  # a folder not made by trash_model: its time on disk
+            removed = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sub.stat().st_mtime))
+        for path in sorted(sub.glob(f"*{MODEL_SUFFIX}")):
+            if not path.name.startswith("."):
+                out.append(TrashEntry(_model_name(path), path, removed))
+    return out
+
+
+def restore_model(name: str) -> Path:
+    """Move the most recently removed model called ``name`` back into the user library.
+
+    Returns:
+        The restored model's path in the library.
+
+    Raises:
+        ValueError: nothing by that name in the trash, or the name is used in the library now.
+    """
+    _check_name(name)
+    entries = [entry for entry in list_trash() if entry.name == name]
+    if not entries:
+        names = sorted({entry.name for entry in list_trash()})
+        listed = ", ".join(names) or "nothing"
+        raise ValueError(f"no model named {name!r} in the trash; in the trash: {listed}")
+    taken = {entry.name: entry for entry in list_models()}
+    if name in taken:
+        where = "a bundled model" if taken[name].bundled else "a model in your library"
+        raise ValueError(
+            f"cannot restore {name!r}: the name is used by {where} now; rename or remove that one first"
+        )
+    source = entries[0].path
+    target = user_models_dir() / source.name
+    os.replace(source, target)
+    fsync_dir(target.parent)
+    try:
+        source.parent.rmdir()  # the removal's folder, empty now
+    except OSError:
+        pass
+    return target

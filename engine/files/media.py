@@ -17,6 +17,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from engine.config import ModelConfig
+from engine.files.atomic import atomic_path
 from engine.prime.codec import Codec
 from engine.prime.filter import consistent_mask
 
@@ -83,8 +84,8 @@ def save_png(path: str | os.PathLike[str], image: Image.Image, text: Mapping[str
         else:
             info.add_itxt(key, str(value))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", pnginfo=info)
+    with atomic_path(path) as tmp:  # a crash or a full disk keeps the old file
+        image.save(tmp, format="PNG", pnginfo=info)
     return path
 
 
@@ -106,11 +107,16 @@ def save_gif(
     if not frames:
         raise ValueError("a GIF needs at least one frame")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
     first, *rest = frames
+    with atomic_path(path) as tmp:  # a crash or a full disk keeps the old file
+        _save_gif_frames(tmp, first, rest, durations)
+    return path
+
+
+def _save_gif_frames(tmp: Path, first: Image.Image, rest: list[Image.Image], durations: list[int]) -> None:
     first.save(
-        path,
+        tmp,
         format="GIF",
         save_all=True,
         append_images=list(rest),
@@ -119,7 +125,6 @@ def save_gif(
         disposal=1,
         optimize=False,
     )
-    return path
 
 
 TEXT_RGB = (226, 226, 230)  # decided characters
@@ -162,3 +167,68 @@ def text_frame(
             r, q = divmod(j, columns)
             draw.text((4 + q * cw, top + r * ch), char, fill=colour, font=font)
     return image
+
+
+# --------------------------------------------------------------------------- export helpers
+
+
+def upscale(image: Image.Image, scale: int) -> Image.Image:
+    """``image`` enlarged ``scale`` times with nearest-neighbour sampling (crisp pixels)."""
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    if scale == 1:
+        return image
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def webp_animation_supported() -> bool:
+    """True when this Pillow can write animated WebP (older Pillows report ``webp_anim``)."""
+    from PIL import features
+
+    if not features.check_module("webp"):
+        return False
+    if "webp_anim" in features.features:  # Pillow < 11 lists it separately
+        return bool(features.check_feature("webp_anim"))
+    return True
+
+
+def save_animation(
+    path: str | os.PathLike[str],
+    frames: Sequence[Image.Image],
+    fps: float = 12.0,
+    hold_last_ms: int = 1500,
+    kind: str | None = None,
+) -> Path:
+    """Write a looping animation, atomically: GIF or (lossless) WebP by ``kind`` or the suffix.
+
+    Every frame shows for ``1000 / fps`` ms (GIF: rounded to 10 ms, its unit), the last one for at
+    least ``hold_last_ms``.
+
+    Raises:
+        ValueError: no frames, a frame rate outside 0.1..100, an unknown kind, or no animated
+            WebP support in this Pillow.
+        DiskFullError: no space left (no file is left behind).
+    """
+    if not frames:
+        raise ValueError("an animation needs at least one frame")
+    if not 0.1 <= fps <= 100:
+        raise ValueError(f"frame rate must be in 0.1..100 frames per second, got {fps}")
+    path = Path(path)
+    kind = (kind or path.suffix.lstrip(".")).lower()
+    if kind not in ("gif", "webp"):
+        raise ValueError(f"animations are .gif or .webp, got {str(path)!r}")
+    if kind == "webp" and not webp_animation_supported():
+        raise ValueError("this Pillow build cannot write animated WebP (install Pillow with libwebp)")
+    frame_ms = max(1, round(1000 / fps))
+    if kind == "gif":  # GIF counts in hundredths of a second
+        frame_ms = max(10, 10 * round(frame_ms / 10))
+    durations = [frame_ms] * (len(frames) - 1) + [max(frame_ms, hold_last_ms)]
+    first, *rest = [f.convert("RGB") for f in frames]
+    options: dict = {"save_all": True, "append_images": rest, "duration": durations, "loop": 0}
+    if kind == "gif":
+        options.update(format="GIF", disposal=1, optimize=False)
+    else:
+        options.update(format="WEBP", lossless=True, quality=100, method=4)
+    with atomic_path(path) as tmp:
+        first.save(tmp, **options)
+    return path

@@ -32,7 +32,6 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from engine.files.atomic import disk_full
 from engine.files.modelfile import app_version, atomic_write_safetensors
 from engine.sampling.trajectory import Trajectory
 
@@ -82,15 +81,7 @@ def save_trajectory(
         "settings": settings_json,
         "app_version": app_version(),
     }
-    try:
-        return atomic_write_safetensors(path, tensors, metadata)
-    except OSError:
-        raise
-    except Exception as exc:  # safetensors reports ENOSPC as its own error, not an OSError
-        if "No space left on device" in str(exc) or "os error 28" in str(exc):
-            needed = sum(t.numel() * t.element_size() for t in tensors.values())
-            raise disk_full(Path(path), needed) from exc
-        raise
+    return atomic_write_safetensors(path, tensors, metadata)  # a full disk: DiskFullError
 
 
 def read_trajectory_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -26,6 +26,8 @@ class Entry:
     branch_step: int | None = None
     created: float = field(default_factory=time.time)
     files: list[Path] = field(default_factory=list)
+    output: str | None = None  # name of its saved files in the outputs folder (None: not saved)
+    reopened: bool = False  # read back from the outputs folder (made in an earlier session)
 
     @property
     def trajectory(self) -> Any:
@@ -48,6 +50,8 @@ class Entry:
             "compare": "Compare",
         }.get(self.kind, self.kind)
         suffix = " (cancelled)" if self.result.cancelled else ""
+        if self.reopened and self.output:
+            return f"#{self.id} {what} \u00b7 {self.output[:15]}{suffix}"
         return f"#{self.id} {what}{suffix}"
 
     def stats(self) -> dict[str, float]:
@@ -85,6 +89,10 @@ class History:
     def get(self, entry_id: int) -> Entry:
         """The entry with this id (KeyError if unknown)."""
         return self.entries[entry_id]
+
+    def by_output(self, name: str) -> Entry | None:
+        """The entry whose saved files are named ``name`` (None when none is)."""
+        return next((e for e in self.entries.values() if e.output == name), None)
 
     def children(self, entry_id: int | None) -> list[Entry]:
         """Direct children (roots for None)."""

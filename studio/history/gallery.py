@@ -53,6 +53,7 @@ ALL_MODELS = "All models"
 THUMB = 72  # outputs list icon size, px
 SAMPLE_THUMB = 64  # samples list icon size, px
 NAME_ROLE = Qt.ItemDataRole.UserRole
+MODEL_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 @dataclass
@@ -254,7 +255,7 @@ class GalleryPanel(QWidget):
     def refresh(self) -> int:
         """List every saved output again (keeps the selection); returns how many there are."""
         self._dirty = False
-        current = self.current_output()
+        current, sample = self.current_output(), self.current_sample()
         outputs = store.list_outputs(Path(self.host.outputs_dir))
         self.outputs.blockSignals(True)
         self.outputs.clear()
@@ -266,6 +267,7 @@ class GalleryPanel(QWidget):
             label = f"{_when(saved.name)}\n{settings.get('kind', 'output')} \u00b7 {model}"
             item = QListWidgetItem(label)
             item.setData(NAME_ROLE, str(saved.main))
+            item.setData(MODEL_ROLE, model)
             item.setToolTip(
                 f"{saved.name}\n{model}\n{'steps recorded' if saved.has_steps else 'no recorded steps'}"
             )
@@ -284,8 +286,9 @@ class GalleryPanel(QWidget):
         self.model_filter.setCurrentIndex(max(0, self.model_filter.findText(chosen)))
         self.model_filter.blockSignals(False)
         self._apply_filter()
-        if current is not None:
-            self.select_output(current.main)
+        if current is not None and self.select_output(current.main) and sample is not None:
+            if sample < self.samples.count():
+                self.samples.setCurrentRow(sample)
         self._update_actions()
         return len(outputs)
 
@@ -293,9 +296,7 @@ class GalleryPanel(QWidget):
         model = self.model_filter.currentText()
         for i in range(self.outputs.count()):
             item = self.outputs.item(i)
-            saved = store.SavedOutput(Path(item.data(NAME_ROLE)))
-            name = str(saved.settings().get("model", "") or "?")
-            item.setHidden(model not in ("", ALL_MODELS) and name != model)
+            item.setHidden(model not in ("", ALL_MODELS) and item.data(MODEL_ROLE) != model)
         current = self.outputs.currentItem()
         if current is not None and current.isHidden():
             self.outputs.setCurrentItem(None)
@@ -436,6 +437,8 @@ class GalleryPanel(QWidget):
             ("Top-k", s.get("top_k") or "off"),
             ("Top-p", s.get("top_p") if s.get("top_p") not in (None, 1, 1.0) else "off"),
             ("Reveal", s.get("reveal")),
+            ("Strategy", s.get("strategy") or "ancestral"),
+            ("Threshold", s.get("threshold") if s.get("strategy") == "threshold" else None),
             ("Corrector", s.get("corrector") or "off"),
             ("Time warp", s.get("time_warp")),
         ]
@@ -488,12 +491,10 @@ class GalleryPanel(QWidget):
         saved = self.current_output()
         if saved is None:
             raise ValueError("Select an output in the gallery first")
+        step, sample = self.branch_step.value(), self.current_sample()
         entry = self._entry(saved)
         self.host.tabs.setCurrentIndex(0)  # watch it on the Generate tab
-        session = self.host.session
-        return await session.branch(
-            self.branch_step.value(), seed, parent=entry, sample=self.current_sample()
-        )
+        return await self.host.session.branch(step, seed, parent=entry, sample=sample)
 
     def export_selected(self, kind: str, path: str | None = None) -> Path | None:
         """Export the selected sample (or the whole output); see ``Session.export_entry``."""

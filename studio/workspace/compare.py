@@ -158,7 +158,7 @@ class ComparePanel(QWidget):
             settings = session._settings(values, handle, kind="compare", side=side.title())
             settings.update(nfe=list(result.nfe), idle_steps=list(result.idle_steps), seconds=result.seconds)
             entry = session.host.history.add("compare", handle, settings, result)
-            session.save_entry(entry)
+            session.save_or_report(entry)
             session.views.history_panel.add(entry, session.thumbnail(entry), select=False)
             entries.append(entry)
         self.show_entries(*entries)

@@ -69,6 +69,7 @@ class HoverMixin:
         entry = self.entry
         if (
             entry is None
+            or entry.model.key < 0  # a reopened output whose model is not loaded: digits only
             or key[0] != entry.id
             or self._probs_pending is not None
             or self.host.bridge.busy

@@ -33,7 +33,7 @@ from studio.render import num
 from studio.workspace.canvas import CanvasPanel
 from studio.workspace.generate import REQUEST_KEYS, GeneratePanel
 from studio.workspace.hover import HoverMixin
-from studio.workspace.outputs import OutputsMixin
+from studio.workspace.outputs import OutputsMixin, is_loaded
 from studio.workspace.textview import TextPanel
 from studio.workspace.timeline import Timeline
 
@@ -93,6 +93,8 @@ class Session(HoverMixin, OutputsMixin):
         self._probs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._hover: tuple[int, int, int] | None = None
         self._probs_pending: tuple[int, int, int] | None = None
+        views.history_panel.opener = self.open_quietly  # compare / export outputs of earlier sessions
+        views.text.by_confidence.toggled.connect(lambda _on: self.show_step(self.shown_step))
 
     # ------------------------------------------------------------------ models
     def renderer_for(self, handle: ModelHandle) -> render.Renderer:
@@ -188,21 +190,44 @@ class Session(HoverMixin, OutputsMixin):
         job = self.host.bridge.generate(handle, request)
         return await self._follow(job, "generate", handle, settings, request.steps)
 
-    async def branch(self, step: int | None = None, seed: int | None = None) -> Entry | None:
-        """Continue the shown entry from ``step`` (default: the timeline's) with a new seed."""
-        parent = self._require_entry()
+    async def branch(
+        self,
+        step: int | None = None,
+        seed: int | None = None,
+        parent: Entry | None = None,
+        sample: int | None = None,
+    ) -> Entry | None:
+        """Continue an entry (default: the shown one) from ``step`` with a new seed.
+
+        ``step`` defaults to the timeline's; ``sample`` branches that one sample only. An entry
+        reopened from an earlier session first loads its model (an error says so if it is gone).
+        """
+        parent = parent or self._require_entry()
         k = self.views.timeline.value() if step is None else int(step)
+        if not 0 <= k <= parent.steps_done:
+            raise ValueError(f"branch step must be in 0..{parent.steps_done}, got {k}")
         seed = random.randrange(2**31) if seed is None else seed
-        request = parent.result.request.replace(seed=seed, condition=None, record_predictions=True)
+        model = await self.ensure_model(parent)
+        traj = parent.trajectory if sample is None else parent.trajectory.subset([sample])
+        request = parent.result.request.replace(
+            seed=seed, condition=None, record_predictions=True, num_samples=traj.num_samples
+        )
         settings = dict(
-            parent.settings, seed=seed, seed_mode="fixed", kind="branch", parent=parent.id, branch_step=k
+            parent.settings,
+            seed=seed,
+            seed_mode="fixed",
+            kind="branch",
+            parent=parent.id,
+            parent_output=parent.output,
+            branch_step=k,
+            num_samples=traj.num_samples,
         )
-        job = self.host.bridge.branch(parent.model, parent.trajectory, k, request)
-        prefix = (
-            parent.trajectory.revealed[:k].sum(1).tolist(),
-            parent.trajectory.idle[:k].float().mean(1).tolist(),
-        )
-        return await self._follow(job, "branch", parent.model, settings, request.steps, parent.id, k, prefix)
+        settings.pop("output", None)
+        if sample is not None:
+            settings["parent_sample"] = sample
+        job = self.host.bridge.branch(model, traj, k, request)
+        prefix = (traj.revealed[:k].sum(1).tolist(), traj.idle[:k].float().mean(1).tolist())
+        return await self._follow(job, "branch", model, settings, request.steps, parent.id, k, prefix)
 
     async def _conditioned(self, kind: str, condition: Any, parent: Entry, **extra: Any) -> Entry | None:
         values = self.views.generate_panel.values()
@@ -211,9 +236,12 @@ class Session(HoverMixin, OutputsMixin):
             int(condition.fixed.shape[0]) if condition.fixed.dim() == 3 else values["num_samples"]
         )
         request = self.make_request(values, condition=condition)
-        settings = self._settings(values, parent.model, kind=kind, parent=parent.id, **extra)
-        job = self.host.bridge.generate(parent.model, request, label=f"{kind} ({parent.model.name})")
-        return await self._follow(job, kind, parent.model, settings, request.steps, parent.id)
+        model = await self.ensure_model(parent)  # a reopened output loads its model first
+        settings = self._settings(
+            values, model, kind=kind, parent=parent.id, parent_output=parent.output, **extra
+        )
+        job = self.host.bridge.generate(model, request, label=f"{kind} ({model.name})")
+        return await self._follow(job, kind, model, settings, request.steps, parent.id)
 
     async def inpaint(self) -> Entry | None:
         """Regenerate the painted region of every sample of the shown entry."""
@@ -326,10 +354,7 @@ class Session(HoverMixin, OutputsMixin):
             steps_done=int(result.steps_done),
         )
         entry = self.host.history.add(kind, handle, settings, result, parent, branch_step)
-        try:
-            self.save_entry(entry)
-        except OSError as exc:
-            self.host.report_error("Could not save the output", exc)
+        self.save_or_report(entry)  # saved as it is made: a crash later loses nothing
         self.entry = entry
         self.views.history_panel.add(entry, self.thumbnail(entry))
         self.show_entry(entry, entry.steps_done)
@@ -357,8 +382,12 @@ class Session(HoverMixin, OutputsMixin):
     def show_entry(self, entry: Entry, step: int | None = None) -> None:
         """Show an entry on the canvas/text view and the timeline, at ``step``."""
         self.entry = entry
-        if self.handle is None or entry.model.key != self.handle.key:
+        # a reopened output whose model is not (yet) loaded is shown from the config saved with it
+        if is_loaded(entry.model) and (self.handle is None or entry.model.key != self.handle.key):
             self.set_model(entry.model)
+        self.renderer = self.renderer_for(entry.model)
+        self.views.canvas.set_ell(entry.model.config.ell)
+        self.host.show_view(entry.model.config.modality)
         traj = entry.trajectory
         done = entry.steps_done
         tl = self.views.timeline
@@ -369,6 +398,7 @@ class Session(HoverMixin, OutputsMixin):
         )
         s = entry.stats()
         tl.set_counters(s["nfe"], s["idle"], traj.steps, s["seconds"])
+        tl.set_strategy(str(entry.settings.get("strategy", "ancestral")))
         step = done if step is None else max(0, min(done, int(step)))
         if tl.value() == step:
             self.show_step(step)
@@ -383,8 +413,11 @@ class Session(HoverMixin, OutputsMixin):
         traj = self.entry.trajectory
         step = max(0, min(self.entry.steps_done, int(step)))
         state = traj.state_at(step)
-        prediction = traj.prediction_at(step) if self.views.canvas.current_mode() == "prediction" else None
-        self._show_state(self.renderer_for(self.entry.model), state, prediction, step)
+        mode = self.views.canvas.current_mode()
+        prediction = traj.prediction_at(step) if mode == "prediction" else None
+        by_confidence = mode == "confidence" or self.views.text.by_confidence.isChecked()
+        confidence = traj.confidence_at(step) if by_confidence else None
+        self._show_state(self.renderer_for(self.entry.model), state, prediction, step, confidence=confidence)
 
     def _show_state(
         self,
@@ -393,18 +426,23 @@ class Session(HoverMixin, OutputsMixin):
         prediction: torch.Tensor | None,
         step: int,
         live: bool = False,
+        confidence: torch.Tensor | None = None,
     ) -> None:
         self.shown_state, self.shown_step = state, step
         if renderer.config.modality == "image":
             mode = self.views.canvas.current_mode()
-            image = renderer.render(state, mode, prediction)
+            image = renderer.render(state, mode, prediction, confidence=confidence)
             cfg = renderer.config
             partial = renderer.partial_grid(state) if mode == "state" else None
             self.views.canvas.view.set_image(image, state.shape[0], cfg.height, cfg.width, partial=partial)
         else:
             self.views.text.view.dark = self.views.text.palette().base().color().lightness() < 128
-            segs = [renderer.text_segments(state[i]) for i in range(min(MAX_TEXT_SAMPLES, state.shape[0]))]
-            self.views.text.view.set_segments(segs)
+            shown = range(min(MAX_TEXT_SAMPLES, state.shape[0]))
+            segs = [renderer.text_segments(state[i]) for i in shown]
+            shades = None
+            if confidence is not None and self.views.text.by_confidence.isChecked():
+                shades = [render.confidence_backgrounds(confidence[i]) for i in shown]
+            self.views.text.view.set_segments(segs, shades)
         self._refresh_hover()
 
     def thumbnail(self, entry: Entry):

@@ -1,4 +1,4 @@
-"""The model library: data folders, listing (broken files included), resolve, import, remove."""
+"""The model library: data folders, listing (broken files included), resolve, import, remove, trash."""
 
 from __future__ import annotations
 
@@ -164,13 +164,95 @@ def test_remove_user_model_only(bundled: Path, tmp_path: Path) -> None:
     source = tmp_path / "mine.safetensors"
     save_model(source, tiny_model())
     target = lib.import_model(source)
-    assert lib.remove_model("mine") == target
+    trashed = lib.remove_model("mine")
     assert not target.exists()
+    assert trashed.parent.parent == lib.trash_dir() and trashed.name == target.name
     with pytest.raises(ValueError, match="no user model named 'mine'"):
         lib.remove_model("mine")
     with pytest.raises(ValueError, match="bundled model and cannot be removed"):
         lib.remove_model("demo-text")
     assert (bundled / "demo-text.safetensors").exists()
+
+
+def test_removed_model_goes_to_the_trash_and_comes_back_byte_identical(bundled: Path, tmp_path: Path) -> None:
+    source = tmp_path / "mine.safetensors"
+    save_model(source, tiny_model(seed=4), {"dataset": "mine"})
+    target = lib.import_model(source)
+    original = target.read_bytes()
+    assert lib.list_trash() == []
+    trashed = lib.trash_model("mine")
+    assert not target.exists() and trashed.read_bytes() == original
+    assert "mine" not in [entry.name for entry in lib.list_models()]
+    [entry] = lib.list_trash()
+    assert (entry.name, entry.path) == ("mine", trashed)
+    assert lib.restore_model("mine") == target
+    assert target.read_bytes() == original
+    assert lib.list_trash() == [] and list(lib.trash_dir().iterdir()) == []
+    assert lib.read_model_info(target).card["dataset"] == "mine"
+    with pytest.raises(ValueError, match="no model named 'mine' in the trash"):
+        lib.restore_model("mine")
+
+
+def test_trash_keeps_every_removal_and_restores_the_newest(bundled: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_model(first, tiny_model(seed=5), {"dataset": "first"})
+    save_model(second, tiny_model(seed=6), {"dataset": "second"})
+    lib.import_model(first, name="twin")
+    lib.trash_model("twin")
+    lib.import_model(second, name="twin")
+    lib.trash_model("twin")  # same second, same name: both kept
+    entries = lib.list_trash()
+    assert [entry.name for entry in entries] == ["twin", "twin"]
+    assert entries[0].path != entries[1].path
+    restored = lib.restore_model("twin")
+    assert lib.read_model_info(restored).card["dataset"] == "second"
+    # the name is taken again: the older copy stays in the trash, nothing is overwritten
+    with pytest.raises(ValueError, match="the name is used by a model in your library"):
+        lib.restore_model("twin")
+    assert lib.read_model_info(restored).card["dataset"] == "second"
+    lib.trash_model("twin")
+    assert lib.read_model_info(lib.restore_model("twin")).card["dataset"] == "second"
+    lib.trash_model("twin")
+    lib.restore_model("twin")
+    lib.trash_model("twin")
+    assert len(lib.list_trash()) == 2
+    with pytest.raises(ValueError, match="bundled model"):
+        lib.trash_model("demo-text")
+
+
+def test_restore_refuses_a_name_a_bundled_model_took(bundled: Path, tmp_path: Path) -> None:
+    source = tmp_path / "x.safetensors"
+    save_model(source, tiny_model(seed=7))
+    lib.import_model(source, name="later-bundled")
+    trashed = lib.trash_model("later-bundled")
+    save_model(bundled / "later-bundled.safetensors", tiny_model(seed=8))
+    with pytest.raises(ValueError, match="used by a bundled model"):
+        lib.restore_model("later-bundled")
+    assert trashed.exists()
+
+
+def test_cli_remove_says_how_to_restore_and_restore_puts_it_back(
+    bundled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from engine.cli import main
+
+    source = tmp_path / "cli.safetensors"
+    save_model(source, tiny_model(seed=9))
+    target = lib.import_model(source, name="cli-model")
+    assert main(["remove", "cli-model"]) == 0
+    out = capsys.readouterr().out
+    assert "trash" in out and "prime restore cli-model" in out
+    assert not target.exists()
+    assert main(["restore", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["trash"]
+    assert [item["name"] for item in listed] == ["cli-model"]
+    assert main(["restore", "cli-model", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"restored": "cli-model", "path": str(target)}
+    assert target.read_bytes() == source.read_bytes()
+    assert main(["restore", "cli-model"]) == 2
+    assert "no model named 'cli-model' in the trash" in capsys.readouterr().err
 
 
 @pytest.mark.slow

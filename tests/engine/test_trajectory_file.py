@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import json
 import struct
+from pathlib import Path
 
 import pytest
 import torch
 
 import engine
 from engine import SampleRequest, Trajectory, load_trajectory, sample, save_trajectory
-from engine.files import modelfile
 from engine.files.atomic import DiskFullError, stale_temporaries
 from engine.files.trajectory import (
     TrajectoryFileError,
@@ -275,12 +275,13 @@ def test_a_full_disk_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch)
     path = _saved(tmp_path)
     before = path.read_bytes()
 
-    def full(tensors, filename, metadata=None):
-        with open(filename, "wb") as handle:
-            handle.write(b"\0" * 100)
+    real_write = Path.write_bytes
+
+    def full(self, data):  # the temporary file fills the disk after 100 bytes
+        real_write(self, data[:100])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(modelfile, "save_file", full)
+    monkeypatch.setattr(Path, "write_bytes", full)
     with pytest.raises(DiskFullError, match="disk is full"):
         save_trajectory(path, _run(tiny_image_model(), steps=30), {})
     assert path.read_bytes() == before and not stale_temporaries(path)

@@ -114,3 +114,24 @@ def make_window(bridge, settings_path, tmp_path, qtbot):
     yield factory
     for w in windows:
         w.close()
+
+
+def answer_dialog(button_text: str, timeout_ms: int = 20_000) -> list[str]:
+    """Click ``button_text`` in the next modal message box (returns [its text] once it was shown)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    shown: list[str] = []
+
+    def poll(left: int = timeout_ms) -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            shown.append(box.text())
+            buttons = {b.text(): b for b in box.buttons()}
+            assert button_text in buttons, f"no {button_text!r} in {list(buttons)}"
+            buttons[button_text].click()
+        elif left > 0:
+            QTimer.singleShot(20, lambda: poll(left - 20))
+
+    QTimer.singleShot(0, poll)
+    return shown

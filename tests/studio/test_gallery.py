@@ -132,8 +132,10 @@ def test_an_earlier_sessions_output_opens_from_the_gallery(run, outputs, make_wi
     g.select_output(first.files[0])
     g.samples.setCurrentRow(0)
     g.branch_step.setValue(3)
+    g.samples.setCurrentRow(1)
     child = run(g.branch_selected(seed=5))
-    assert torch.equal(child.trajectory.state_at(3)[0], first.trajectory.state_at(3)[0])
+    assert child.trajectory.num_samples == 1 and child.settings["parent_sample"] == 1
+    assert torch.equal(child.trajectory.state_at(3)[0], first.trajectory.state_at(3)[1])
     assert not w2.errors
 
 
@@ -226,3 +228,19 @@ def test_an_export_to_a_full_disk_is_a_clear_message(outputs, tmp_path, monkeypa
     assert "disk is full" in str(w.errors[-1]) and target.read_bytes() == b"old"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".full.png")]
     assert w.session.export_entry(first.id, "png", str(target)) == target
+
+
+def test_a_damaged_trajectory_shows_in_the_metadata_and_the_rest_is_listed(outputs):
+    w, (first, second, _) = outputs
+    saved = store.SavedOutput(first.files[0])
+    data = saved.trajectory.read_bytes()
+    saved.trajectory.write_bytes(data[:100])
+    g = gallery(w)
+    g._details.clear()
+    assert len(g.visible_outputs()) == 3
+    g.select_output(saved.main)
+    assert "unreadable" in g.meta.toPlainText() and "truncated" in g.meta.toPlainText()
+    assert g.samples.count() == 1  # the saved picture still shows
+    assert not g.branch_button.isEnabled()
+    g.select_output(second.files[0])
+    assert g.samples.count() == 2 and g.branch_button.isEnabled()

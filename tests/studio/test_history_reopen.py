@@ -96,6 +96,8 @@ def test_an_output_reopens_in_a_new_window_equal_at_every_step_and_branches(
     w2.timeline.seek(4)
     w2.session.hover_pixel(0, 1, 2)
     assert "digits [" in w2.canvas.hover.text()
+    wait_until(run, lambda: "%" in w2.canvas.hover.text())  # the model's probabilities, as for a fresh one
+    w2.session.hover_pixel(-1, -1, -1)  # pointer off the canvas: no more probability requests
 
     child = run(w2.session.branch(5, seed=123))
     assert child.parent == reopened.id and child.settings["parent_output"] == entry.output

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import image_config, text_config, tiny_model
+from conftest import answer_dialog, image_config, text_config, tiny_model
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QCloseEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -81,9 +81,13 @@ def test_report_lists_the_corrupt_file_and_blocks_empty_data(make_window, run, t
     assert report.skipped[0].path == "broken.png"
     listed = [panel.form.skipped.item(i).text() for i in range(panel.form.skipped.count())]
     assert len(listed) == 1 and listed[0].startswith("broken.png \u2014 ")
-    assert "13</b> files found" in panel.form.report_summary.text()
-    preview = panel.view.preview_image.image  # 4 preprocessed 4x4 items in a 2x2 grid, 1 px gaps
-    assert (preview.width(), preview.height()) == (11, 11)
+    assert "13 files found, 12 used, 1 skipped" in panel.form.report_summary.text()
+    n = len(report.preview_tokens)  # every training item (fewer than 16), 4x4 each, 1 px gaps
+    assert n == report.train_items and 8 <= n <= 12
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    preview = panel.view.preview_image.image
+    assert (preview.width(), preview.height()) == (cols * 5 + 1, rows * 5 + 1)
     assert panel.view.start.isEnabled() and not panel.view.reason.isVisible()
 
     mime = QMimeData()  # dropping a folder on the tab makes it the data and checks it
@@ -292,7 +296,18 @@ def test_a_resume_that_cannot_work_is_explained_and_can_be_discarded(make_window
     assert training_runs.unfinished_runs() == [] and panel.view.banner.isHidden()
 
 
-def test_closing_the_window_pauses_the_run_for_the_next_start(make_window, run, tmp_path):
+@pytest.fixture
+def closing_keeps_the_loop(qapp):
+    """Closing a test's window must not quit the shared application (and the test's event loop)."""
+    before = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    yield
+    qapp.setQuitOnLastWindowClosed(before)
+
+
+def test_closing_the_window_pauses_the_run_for_the_next_start(
+    make_window, run, tmp_path, closing_keeps_the_loop
+):
     w = make_window()
     panel = panel_for(w, steps=5000, every=0)
     data = make_folder(tmp_path / "data")
@@ -301,15 +316,51 @@ def test_closing_the_window_pauses_the_run_for_the_next_start(make_window, run, 
         await panel.check_data(str(data))
         panel.start()
         await until(lambda: len(panel.view.loss_chart.points) >= 2, 30, "two steps")
-        # what closing the window does (without quitting the test's event loop): the panel sees
-        # the Close event first, then the window cancels every job
-        QApplication.sendEvent(w, QCloseEvent())
-        await until(lambda: not w.bridge.busy, 30, "the engine to stop")
+        # what closing the window does (without quitting the test's event loop): the window asks
+        # first, then pauses the run with a checkpoint and closes; the panel sees the Close event
+        answer_dialog("Checkpoint and quit")
+        QTimer.singleShot(0, lambda: QApplication.sendEvent(w, QCloseEvent()))
+        await until(lambda: not w.isVisible() and not w.bridge.busy, 60, "the window to close")
 
-    run(scenario(), 60)
+    run(scenario(), 90)
     (record,) = training_runs.unfinished_runs()
     assert record.status == "paused" and training_runs.checkpoint_step(record.checkpoint_path) >= 2
     assert "tiny-run" not in {e.name for e in engine.list_models()}  # paused, not saved
+
+
+def test_quitting_during_training_asks_first_and_checkpoints_the_run(
+    make_window, run, tmp_path, closing_keeps_the_loop
+):
+    w = make_window()
+    panel = panel_for(w, steps=5000, every=0)
+    data = make_folder(tmp_path / "data")
+
+    async def scenario():
+        await panel.check_data(str(data))
+        panel.start()
+        await until(lambda: len(panel.view.loss_chart.points) >= 2, 30, "two steps")
+        keep = answer_dialog("Keep training")
+        QTimer.singleShot(0, w.close)  # File > Quit, or the window's close button
+        await until(lambda: keep, 20, "the question")
+        assert "training run is in progress" in keep[0]
+        seen = len(panel.view.loss_chart.points)
+        await until(lambda: len(panel.view.loss_chart.points) > seen + 1, 30, "training to go on")
+        assert w.isVisible() and panel.state == "running"
+        assert training_runs.unfinished_runs()[0].status == "running"
+        quit_ = answer_dialog("Checkpoint and quit")
+        QTimer.singleShot(0, w.close)
+        await until(lambda: quit_ and not w.isVisible(), 60, "the window to close after the checkpoint")
+        await until(lambda: not w.bridge.busy, 30, "the engine to stop")
+        return seen
+
+    seen = run(scenario(), 150)
+    (record,) = training_runs.unfinished_runs()
+    assert record.status == "paused"
+    assert training_runs.checkpoint_step(record.checkpoint_path) >= seen + 2  # written at the quit
+    assert "tiny-run" not in {e.name for e in engine.list_models()}
+    again = make_window()
+    offered = again.extra_panels["Train"]
+    assert [r.id for r in offered.pending] == [record.id] and not offered.view.banner.isHidden()
 
 
 def test_stop_while_queued_drops_the_job(make_window, run, tmp_path):
@@ -353,4 +404,96 @@ def test_settings_survive_a_restart(make_window, settings_path):
         16,
         0.0042,
         "/some/folder",
+    )
+
+
+def icon_folder(folder, count=20, solid=2):
+    """RGBA icons: black squares on transparency (as in Adwaita's symbolic set); ``solid`` opaque noise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        arr = np.zeros((8, 8, 4), np.uint8)
+        if i < solid:
+            arr[...] = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+            arr[..., 3] = 255
+        else:
+            arr[2:6, 2:6, 3] = 255
+        Image.fromarray(arr, mode="RGBA").save(folder / f"icon{i:02d}.png")
+    return folder
+
+
+def test_transparent_icons_warn_offer_to_drop_and_show_16_previews(make_window, run, tmp_path):
+    w = make_window()
+    panel = panel_for(w)
+    f = panel.form
+    data = icon_folder(tmp_path / "icons")
+    assert f.background.isVisibleTo(panel) and not f.column.isVisibleTo(panel)
+    f.set_values({"background": "black"})
+    report = run(panel.check_data(str(data)))
+    assert report.ok and report.flat_items == 18
+    summary = f.report_summary.text()
+    assert summary.index("Warning:") < summary.index("20 files found")  # warnings first
+    assert "18 of 20 items (90%) are one flat colour" in summary
+    assert f.drop_flat_now.isVisibleTo(panel) and f.drop_flat_now.text() == "Drop the 18 flat items"
+    listed = [f.skipped.item(i).text() for i in range(f.skipped.count())]
+    assert sum("flat (kept" in t for t in listed) == 18
+    assert "<table>" in f.stats.text() and "{" not in f.stats.text()
+    assert "16 preview items exactly as the model will see them" in panel.view.preview_title.text()
+    preview = panel.view.preview_image.image  # 16 items of 4x4 in a 4x4 grid, 1 px gaps
+    assert (preview.width(), preview.height()) == (21, 21)
+    f.drop_flat_now.click()
+    assert f.drop_flat.isChecked() and f.train_config().drop_flat
+    report = run(panel.check_data())
+    assert report.ok and report.items == 2 and report.skipped_by_reason == {"flat": 18}
+    assert not f.drop_flat_now.isVisibleTo(panel)
+    f.set_values({"drop_flat": False, "background": "white"})
+    report = run(panel.check_data())
+    assert report.ok and report.flat_items == 0 and "Warning" not in f.report_summary.text()
+    f.set_values({"background": "colour", "background_colour": "#12"})
+    assert f.background_colour.isEnabled()
+    assert run(panel.check_data()) is None
+    assert "#rrggbb" in f.report_summary.text() and not panel.view.start.isEnabled()
+
+
+def test_text_by_content_with_patterns_and_a_column(make_window, run, tmp_path):
+    (tmp_path / "README").write_text("read me: a file with no extension at all.\n")
+    (tmp_path / "blob").write_bytes(bytes(range(256)))
+    (tmp_path / "rows.csv").write_text('id,text\n1,"<b>not bold</b> first row"\n2,second row\n')
+    (tmp_path / "skip.txt").write_text("left out by the exclude pattern\n")
+    w = make_window()
+    panel = w.extra_panels["Train"]
+    f = panel.form
+    f.new.setChecked(True)
+    f.set_values({"modality": "text", "seq_len": 32, "ell": 2})
+    f.set_values({"column": "text", "exclude": "skip*, *.bak"})
+    assert f.column.isVisibleTo(panel) and not f.background.isVisibleTo(panel)
+    report = run(panel.check_data(str(tmp_path)))
+    assert report.ok and report.excluded == 1
+    assert report.data.sources == ("README", "rows.csv")
+    listed = [f.skipped.item(i).text() for i in range(f.skipped.count())]
+    assert listed == ["blob \u2014 binary (holds NUL bytes)"]
+    shown = panel.view.preview_text.toPlainText()
+    assert "\u2500\u2500 1 \u00b7 README \u2500\u2500\nread me: a file" in shown
+    assert "\u23ce\u00d723 (padding)" in shown  # README's 41 bytes fill 2 x 32 tokens
+    rows = [bytes(r).rstrip(b"\n") for r in report.data.tokens]
+    assert b"<b>not bold</b> first row" in rows and b"second row" in rows  # the column, row by row
+    f.set_values({"column": "body"})
+    report = run(panel.check_data())
+    assert report.ok and report.skipped_by_reason == {"binary": 1, "no such column": 1}
+
+
+def test_data_options_survive_a_restart(make_window, settings_path):
+    w = make_window()
+    f = w.extra_panels["Train"].form
+    f.set_values({"background": "colour", "background_colour": "#204060", "include": "*.png"})
+    f.set_values({"exclude": "draft*", "column": "text", "drop_flat": True})
+    w.close()
+    f2 = make_window(settings_path).extra_panels["Train"].form
+    cfg = f2.train_config()
+    assert (cfg.background, cfg.include, cfg.exclude, cfg.column, cfg.drop_flat) == (
+        "#204060",
+        ("*.png",),
+        ("draft*",),
+        "text",
+        True,
     )

@@ -122,7 +122,9 @@ def test_dropped_png_restores_its_settings(run, make_window, tmp_path):
     w.generate_panel.set_values(
         {"seed": 1, "steps": 64, "temperature": 1.0, "top_p": 1.0, "reveal": "joint", "seed_mode": "random"}
     )
-    w.handle_files([str(png)])  # what a drop does
+    w.handle_files([str(png)])  # what a drop does: the PNG is read off the GUI thread
+    assert w.generate_panel.values()["seed"] == 1  # not applied yet: the read is still running
+    run(asyncio.gather(*list(w._tasks)))
     got = w.generate_panel.values()
     assert (got["seed"], got["steps"], got["temperature"], got["top_p"], got["reveal"], got["seed_mode"]) == (
         31337,
