@@ -130,6 +130,19 @@ def make_app(argv: list[str]) -> Any:
     return app
 
 
+def apply_saved_theme(settings: Any, app: Any) -> str:
+    """Apply the theme chosen in View > Theme (saved in the settings); returns its name.
+
+    "system" leaves the platform's palette alone.
+    """
+    name = settings.theme()
+    if name != "system":
+        from studio.theme import apply_theme
+
+        apply_theme(name, app)
+    return name
+
+
 async def open_initial_model(window: Any, model: str | None = None) -> Any:
     """Open ``model``, else the last used one, else the first library model, else a random one."""
     from studio import enginelink
@@ -284,6 +297,7 @@ def _main(args: argparse.Namespace) -> int:
     bridge = Bridge(loop)
     settings = Settings(args.settings) if args.settings else Settings()
     log.info("settings %s", settings.path)
+    apply_saved_theme(settings, app)
     window = MainWindow(bridge, settings)
     window.log_path = log_path
     window.show()

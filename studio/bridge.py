@@ -336,6 +336,8 @@ class Bridge(QObject):
         total = getattr(item, "steps", None) or getattr(item, "total_steps", None)
         if step is not None and total:
             job.progress = min(1.0, step / total)
+            if job.kind == "train":  # the queue row shows a run's length (meta, set once)
+                job.meta.setdefault("steps", int(total))
 
     # ------------------------------------------------------------------ jobs
     def load(self, source: Any, name: str | None = None) -> Job:
@@ -397,7 +399,8 @@ class Bridge(QObject):
         def work(token: eng.CancelToken):
             return eng.iter_branch(self._models[handle.key], parent, step, request, cancel=token)
 
-        return self.submit("branch", label or f"branch at step {step} ({handle.name})", work)
+        meta = {"model": handle.name, "request": request, "branch_step": step}
+        return self.submit("branch", label or f"branch at step {step} ({handle.name})", work, meta=meta)
 
     def probabilities(self, handle: ModelHandle, state: Any) -> Job:
         """Filtered p_theta(x | y) for a state (N, L, ell) -> probabilities (N, L, C) (float32)."""
@@ -405,7 +408,8 @@ class Bridge(QObject):
         def work(token: eng.CancelToken):
             return enginelink.probabilities(self._models[handle.key], state)
 
-        return self.submit("evaluate", f"probabilities ({handle.name})", work)
+        # asked for by the hover text, not by the user: not listed in the queue
+        return self.submit("evaluate", f"probabilities ({handle.name})", work, meta={"internal": True})
 
     def warm_up(self) -> Job:
         """Do the one-time imports that torch does lazily on first use.
@@ -422,7 +426,9 @@ class Bridge(QObject):
             param.grad = torch.zeros(1)
             optimiser.step()
 
-        return self.submit("load", "warm-up (one-time imports)", work, background=True)
+        return self.submit(
+            "load", "warm-up (one-time imports)", work, background=True, meta={"internal": True}
+        )
 
     def evaluate(self, handle: ModelHandle, data: Any, **options: Any) -> Job:
         """The valid bound of a loaded model on ``data`` (``engine.training.evaluate``)."""
@@ -454,4 +460,5 @@ class Bridge(QObject):
                 source, train_config, data, out_path, cancel=token, resume=resume, **options
             )
 
-        return self.submit("train", label or f"train \u2192 {Path(str(out_path)).name}", work)
+        meta = {"out": Path(str(out_path)).name, "steps": getattr(train_config, "steps", None)}
+        return self.submit("train", label or f"train \u2192 {Path(str(out_path)).name}", work, meta=meta)

@@ -8,12 +8,13 @@ yet.
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import json
+import math
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -30,26 +31,46 @@ from PySide6.QtWidgets import (
 )
 
 from studio import enginelink
+from studio.dialogs import reveal
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 BUNDLED_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 ELL_ROLE = Qt.ItemDataRole.UserRole + 3
+LOADED_MARK = "\u25cf "  # before the name of the model in use
 
 
-def _card_value(value: object) -> str:
-    """A card field as short text: nested objects as "key: value" lines, no hashes or long lists."""
-    if isinstance(value, dict):
-        lines = []
-        for k, v in list(value.items())[:64]:
-            if k in ("fingerprint", "sources") or isinstance(v, (dict, list)) and len(_json(v)) > 80:
-                continue
-            lines.append(f"{str(k)[:80]}: {_json(v) if isinstance(v, (dict, list)) else str(v)[:200]}")
-        return "; ".join(lines)[:400]
+# card fields that are internal (hashes, per-file lists) or shown elsewhere on the card
+HIDDEN_KEYS = {"fingerprint", "sources", "config", "name"}
+MAX_ROWS = 24  # per table: a hostile card cannot make a huge page
+
+
+def local_time(value: str) -> str | None:
+    """An ISO date-time with a zone ("2026-11-27T08:08:12+00:00") in local time, else None."""
+    if not isinstance(value, str) or not 16 <= len(value) <= 40 or value[4:5] != "-" or "T" not in value:
+        return None
+    try:
+        when = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None  # no zone: cannot say which local time it is
+    return when.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def _scalar(key: str, value: object) -> str:
+    """One value as short plain text (escaped by the caller)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "\u2014"}[value]
     if isinstance(value, float):
+        if key.endswith("_s") and math.isfinite(value):
+            return duration(value)
         return f"{value:.4g}"
-    text = _json(value) if isinstance(value, list) else str(value)
-    return text[:300]
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str):
+        return local_time(value) or value[:300]
+    return _json(value)[:300]
 
 
 def _json(value: object) -> str:
@@ -60,6 +81,48 @@ def _json(value: object) -> str:
         return "(unreadable value)"
 
 
+def duration(seconds: float) -> str:
+    """'45 s', '29 min', '3.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _label(key: object) -> str:
+    return str(key)[:80].replace("_", " ")
+
+
+def _table(value: dict, depth: int = 0) -> str:
+    """A nested card object as a small two-column table (escaped); deeper objects inline."""
+    rows = []
+    for k, v in list(value.items())[: 4 * MAX_ROWS]:
+        if str(k) in HIDDEN_KEYS:
+            continue
+        if isinstance(v, dict):
+            if depth >= 1:
+                continue  # e.g. the training config: in the file, too long for a card
+            inner = _table(v, depth + 1)
+            if inner:
+                rows.append(f"<tr><td colspan='2' style='color:#888'>{html.escape(_label(k))}</td></tr>")
+                rows.append(f"<tr><td></td><td>{inner}</td></tr>")
+        else:
+            text = _json(v)[:300] if isinstance(v, list) else _scalar(str(k), v)
+            rows.append(
+                f"<tr><td valign='top' style='color:#888'>{html.escape(_label(k))}</td>"
+                f"<td>&nbsp;{html.escape(text)}</td></tr>"
+            )
+        if len(rows) >= MAX_ROWS:
+            break
+    return f"<table cellspacing='0' cellpadding='1'>{''.join(rows)}</table>" if rows else ""
+
+
+def _card_value(value: object, key: str = "") -> str:
+    """A card field as short text (used for single values; objects become tables)."""
+    return _scalar(key, value)
+
+
 def card_html(
     name: str,
     config: dict | None,
@@ -68,10 +131,11 @@ def card_html(
     error: str | None = None,
     source: str | None = None,
 ) -> str:
-    """A model card as HTML: geometry, codec, backbone and the card's own fields.
+    """A model card as HTML: geometry, codec, backbone, then the card's fields as small tables.
 
     ``source`` says where the model comes from; by default "bundled", "your library", or for
-    ``bundled`` None "in memory only" (a new random model).
+    ``bundled`` None "in memory only" (a new random model). Everything from the file is text,
+    never markup (escaped); dates with a zone are shown in local time.
     """
     name = html.escape(str(name))
     if error:
@@ -90,12 +154,25 @@ def card_html(
     ell = cfg.get("ell", 1)
     rows.append(("Digits", f"\u2113={ell}" + (" (MDM baseline)" if ell == 1 else " (Prime)")))
     rows.append(("Backbone", f"{cfg.get('n_layers')}\u00d7{cfg.get('d_model')}, {cfg.get('n_heads')} heads"))
+    sections = []
     for key, value in sorted((card or {}).items(), key=lambda kv: str(kv[0])):
-        rows.append((str(key)[:80].replace("_", " "), _card_value(value)))
-    # everything from a file is text, never markup: a key like <img src=...> is shown, not rendered
+        if str(key) in HIDDEN_KEYS:
+            continue
+        if isinstance(value, dict):
+            inner = _table(value)
+            if inner:
+                sections.append((_label(key), inner))
+        elif len(rows) < 4 * MAX_ROWS:
+            text = _json(value)[:300] if isinstance(value, list) else _scalar(str(key), value)
+            rows.append((_label(key), text))
     cell = "<tr><td valign='top' style='color:#888'>{}</td><td>&nbsp;{}</td></tr>"
     table = "".join(cell.format(html.escape(str(k)), html.escape(str(v))) for k, v in rows)
-    return f"<b>{name}</b><table>{table}</table>"
+    # section titles and tables are escaped above; only our own markup is added here
+    blocks = "".join(
+        f"<p style='margin:6px 0 2px 0'><b>{html.escape(title.capitalize())}</b></p>{inner}"
+        for title, inner in sections[:MAX_ROWS]
+    )
+    return f"<b>{name}</b><table>{table}</table>{blocks}"
 
 
 class LibraryPanel(QWidget):
@@ -160,6 +237,7 @@ class LibraryPanel(QWidget):
         layout.addWidget(self.status)
         self._cards: dict[str, str] = {}
         self.trash: list = []  # eng.TrashEntry, newest removal first (refresh reads it)
+        self.loaded_path: str | None = None  # the model the workspace uses now (marked in the list)
 
     def refresh(self) -> None:
         """Re-read the library folders."""
@@ -187,6 +265,7 @@ class LibraryPanel(QWidget):
                 item.setForeground(Qt.GlobalColor.red)
             self._cards[str(e.path)] = card_html(e.name, cfg, card, e.bundled, e.error)
             self.list.addItem(item)
+            self._mark(item)
             if str(e.path) == current:
                 self.list.setCurrentItem(item)
         self.empty.setVisible(not entries)
@@ -218,6 +297,32 @@ class LibraryPanel(QWidget):
                 self.list.setCurrentRow(i)
                 return True
         return False
+
+    def mark_loaded(self, path: str | None) -> None:
+        """Mark the model the workspace uses now (bold, with a dot); None marks nothing."""
+        self.loaded_path = str(Path(path).resolve()) if path else None
+        for i in range(self.list.count()):
+            self._mark(self.list.item(i))
+
+    def loaded_item(self) -> QListWidgetItem | None:
+        """The list entry marked as loaded, if it is listed."""
+        for i in range(self.list.count()):
+            if self.list.item(i).font().bold():
+                return self.list.item(i)
+        return None
+
+    def _mark(self, item: QListWidgetItem) -> None:
+        loaded = (
+            self.loaded_path is not None and str(Path(item.data(PATH_ROLE)).resolve()) == self.loaded_path
+        )
+        label = item.text().removeprefix(LOADED_MARK)
+        item.setText(LOADED_MARK + label if loaded else label)
+        font = item.font()
+        font.setBold(loaded)
+        item.setFont(font)
+        item.setToolTip(
+            "Loaded: the Generate and Compare tabs use this model" if loaded else "Double-click to load"
+        )
 
     def show_loaded(self, html: str) -> None:
         """Show the card of a model that is not in the library (e.g. a random one)."""
@@ -291,7 +396,7 @@ class LibraryPanel(QWidget):
     def _reveal(self) -> None:
         item = self.list.currentItem()
         if item is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(item.data(PATH_ROLE)).parent)))
+            reveal(self, Path(item.data(PATH_ROLE)).parent, "model folder")
 
     # drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override

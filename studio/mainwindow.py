@@ -16,29 +16,36 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QSplitter,
     QStackedWidget,
     QTabWidget,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
-from studio import crash, enginelink, panels, render
+from studio import crash, enginelink, panels, render, wheelguard
 from studio.bridge import QUEUED, RUNNING, Bridge
-from studio.dialogs import HelpOverlay, show_about, show_error
+from studio.dialogs import HelpOverlay, reveal, show_about, show_error
 from studio.history.entries import History
 from studio.history.tree import HistoryPanel
 from studio.library import LibraryPanel
 from studio.queue import QueuePanel
 from studio.settings import Settings
+from studio.theme import THEME_LABELS, THEMES, apply_theme
 from studio.workspace.canvas import CanvasPanel
 from studio.workspace.compare import ComparePanel
 from studio.workspace.generate import GeneratePanel
@@ -54,6 +61,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, bridge: Bridge, settings: Settings, outputs_dir: Path | None = None) -> None:
         super().__init__()
+        wheelguard.install()  # the wheel edits a spin box or combo box only while it has focus
         self.setWindowTitle("Prime Studio")
         self.setObjectName("PrimeStudioMainWindow")
         self.setAcceptDrops(True)
@@ -82,6 +90,7 @@ class MainWindow(QMainWindow):
         self.timeline = Timeline()
         self.history_panel = HistoryPanel()
         self.model_status = QLabel("no model")
+        self.model_status.setMinimumWidth(1)  # a long model name is cut, it never widens the window
         # the session drives these widgets; the window is its host (bridge, history, messages)
         self.session = Session(
             self,
@@ -177,17 +186,21 @@ class MainWindow(QMainWindow):
         self._action(file, "Open outputs &folder", self.open_outputs_folder)
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._build_edit_menu(menu.addMenu("&Edit"))
         run = menu.addMenu("&Run")
         self._action(run, "&Generate", self.session.start_generate, "Ctrl+Return")
         self._action(run, "&Branch from this step", lambda: self.spawn(self.session.branch()), "Ctrl+B")
         self._action(run, "&Cancel", self.session.cancel_current)
         view = menu.addMenu("&View")
         for i, mode in enumerate(render.MODES):
-            self._action(view, render.MODE_LABELS[mode], lambda m=mode: self.canvas.set_mode(m), str(i + 1))
+            # the key is a guarded one-key shortcut (_build_shortcuts); "\t" shows it in the menu
+            self._action(view, f"{render.MODE_LABELS[mode]}\t{i + 1}", lambda m=mode: self.show_mode(m))
         view.addSeparator()
         self._action(view, "Zoom in", lambda: self.canvas.view.step_zoom(1), "Ctrl+=")
         self._action(view, "Zoom out", lambda: self.canvas.view.step_zoom(-1), "Ctrl+-")
         self._action(view, "Fit", lambda: self.canvas.zoom.setCurrentIndex(0), "Ctrl+0")
+        view.addSeparator()
+        self._build_theme_menu(view.addMenu("&Theme"))
         view.addSeparator()
         for dock in (self.library_dock, self.queue_dock, self.history_dock):
             view.addAction(dock.toggleViewAction())
@@ -204,22 +217,72 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_shortcuts(self) -> None:
-        keys = {
+        """Ctrl+Enter and Esc from anywhere in the window; one-key shortcuts only where they are safe.
+
+        Left/Right/Home/End/Space act on the timeline while the canvas, the text view or the timeline
+        has focus (click one of them); 1-4 (view), B and E (brush, eraser) act while no text field has
+        focus, on the Generate tab (B/E with an image shown). Each says what it did in the status bar.
+        """
+        anywhere = {
             "Ctrl+Enter": self.session.start_generate,
             "Escape": self.escape,
+        }
+        timeline_keys = {
             "Left": lambda: self.timeline.step_by(-1),
             "Right": lambda: self.timeline.step_by(1),
             "Home": lambda: self.timeline.seek(0),
             "End": lambda: self.timeline.seek(self.timeline.slider.maximum()),
             "Space": self.timeline.toggle_play,
-            "B": lambda: self.canvas.brush.toggle(),
-            "E": lambda: self.canvas.eraser.toggle(),
         }
-        self.shortcuts = []
-        for key, slot in keys.items():
-            sc = QShortcut(QKeySequence(key), self)
-            sc.activated.connect(slot)
-            self.shortcuts.append(sc)
+        view_keys = {str(i + 1): (lambda m=mode: self.show_mode(m)) for i, mode in enumerate(render.MODES)}
+        canvas_keys = {"B": lambda: self.toggle_tool("brush"), "E": lambda: self.toggle_tool("eraser")}
+        self.shortcuts: dict[str, QShortcut] = {}
+        for group in (anywhere, timeline_keys, view_keys, canvas_keys):
+            for key, slot in group.items():
+                sc = QShortcut(QKeySequence(key), self)
+                sc.setContext(Qt.ShortcutContext.WindowShortcut)
+                sc.activated.connect(slot)
+                self.shortcuts[key] = sc
+        self._timeline_keys = [self.shortcuts[k] for k in timeline_keys]
+        self._view_keys = [self.shortcuts[k] for k in view_keys]
+        self._canvas_keys = [self.shortcuts[k] for k in canvas_keys]
+        QApplication.instance().focusChanged.connect(self._focus_changed)
+        self.tabs.currentChanged.connect(lambda _i: self.sync_shortcuts())
+        self.view_stack.currentChanged.connect(lambda _i: self.sync_shortcuts())
+        for widget in (self.canvas.view, self.text.view, self.timeline):
+            widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a click gives it focus
+        self.sync_shortcuts()
+
+    def _focus_changed(self, _old: QWidget | None, _new: QWidget | None) -> None:
+        self.sync_shortcuts()
+
+    def sync_shortcuts(self) -> None:
+        """Enable the one-key shortcuts that cannot take a key from what has focus now."""
+        focus = QApplication.focusWidget()
+        generating = self.tabs.currentWidget() is self.generate_split
+        typing = is_text_field(focus)
+        in_workspace = focus is not None and any(
+            w is focus or w.isAncestorOf(focus) for w in (self.view_stack, self.timeline)
+        )
+        for sc in self._timeline_keys:
+            sc.setEnabled(generating and in_workspace and not typing)
+        for sc in self._view_keys:
+            sc.setEnabled(generating and not typing)
+        canvas_shown = self.view_stack.currentWidget() is self.canvas
+        for sc in self._canvas_keys:
+            sc.setEnabled(generating and canvas_shown and not typing)
+
+    def show_mode(self, mode: str) -> None:
+        """View menu / 1-4: show a view mode, and say so."""
+        self.canvas.set_mode(mode)
+        self.flash(f"View: {render.MODE_LABELS[mode]}", 3000)
+
+    def toggle_tool(self, name: str) -> None:
+        """B / E: toggle the brush or the eraser of the inpaint mask, and say so."""
+        button = self.canvas.brush if name == "brush" else self.canvas.eraser
+        button.toggle()
+        state = "on" if button.isChecked() else "off"
+        self.flash(f"{name.title()} {state} ({'B' if name == 'brush' else 'E'} toggles it)", 3000)
 
     def _connect(self) -> None:
         s = self.session
@@ -234,7 +297,7 @@ class MainWindow(QMainWindow):
         self.timeline.step_changed.connect(s.show_step)
         self.canvas.mode_changed.connect(lambda _m: s.show_step(self.timeline.value()))
         self.canvas.view.hovered.connect(s.hover_pixel)
-        self.canvas.inpaint_requested.connect(lambda: self.spawn(s.inpaint()))
+        self.canvas.inpaint_requested.connect(lambda: self.spawn(self.inpaint()))
         self.canvas.detail_requested.connect(lambda keep: self.spawn(s.regenerate_detail(keep)))
         self.text.view.hovered.connect(s.hover_token)
         self.text.regenerate_requested.connect(lambda n, a, b: self.spawn(s.regenerate_span(n, a, b)))
@@ -312,9 +375,89 @@ class MainWindow(QMainWindow):
         self.session.open_saved(path)
 
     def open_outputs_folder(self) -> None:
-        """Show the outputs folder in the file manager."""
+        """Show the outputs folder in the file manager (or its path, when there is none)."""
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.outputs_dir)))
+        reveal(self, self.outputs_dir, "outputs folder")
+
+    # ------------------------------------------------------------------ Edit menu and theme
+    def _build_edit_menu(self, edit) -> None:
+        """Undo / redo of inpaint-mask edits; copy the current output's image or text."""
+        stack = self.canvas.view.undo_stack
+        self.undo_action = stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.redo_action = stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit.addAction(self.undo_action)
+        edit.addAction(self.redo_action)
+        edit.addSeparator()
+        self.copy_image_action = self._action(edit, "Copy &image\tCtrl+Shift+C", self.copy_image)
+        self.copy_text_action = self._action(edit, "Copy &text\tCtrl+Shift+C", self.copy_text)
+        edit.aboutToShow.connect(self._update_copy_actions)
+        self.copy_shortcut = QShortcut(QKeySequence("Ctrl+Shift+C"), self)
+        self.copy_shortcut.activated.connect(self.copy_output)
+
+    def _update_copy_actions(self) -> None:
+        entry = self.session.entry
+        modality = entry.model.config.modality if entry is not None else None
+        self.copy_image_action.setEnabled(modality == "image")
+        self.copy_text_action.setEnabled(modality == "text")
+
+    def copy_output(self) -> bool:
+        """Ctrl+Shift+C: copy the current output, its image or its text."""
+        entry = self.session.entry
+        if entry is not None and entry.model.config.modality == "text":
+            return self.copy_text()
+        return self.copy_image()
+
+    def copy_image(self) -> bool:
+        """Put the current output's image (its samples in a grid, 1:1) on the clipboard."""
+        entry = self.session.entry
+        if entry is None or entry.model.config.modality != "image":
+            self.flash("Nothing to copy: no image output is shown")
+            return False
+        image = render.to_qimage(render.grid(self.session.entry_images(entry)))
+        QGuiApplication.clipboard().setImage(image)
+        self.flash(f"Copied the image of output #{entry.id} ({image.width()}\u00d7{image.height()} px)")
+        return True
+
+    def copy_text(self) -> bool:
+        """Put the current output's text (every sample) on the clipboard."""
+        from studio.history import store
+
+        entry = self.session.entry
+        if entry is None or entry.model.config.modality != "text":
+            self.flash("Nothing to copy: no text output is shown")
+            return False
+        QGuiApplication.clipboard().setText(store.join_texts(self.session.entry_texts(entry)))
+        self.flash(f"Copied the text of output #{entry.id}")
+        return True
+
+    def _build_theme_menu(self, menu) -> None:
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        current = self.settings.theme()
+        self.theme_actions: dict[str, QAction] = {}
+        for name in THEMES:
+            action = QAction(THEME_LABELS[name], self, checkable=True)
+            action.setChecked(name == current)
+            action.triggered.connect(lambda _checked=False, n=name: self.set_theme(n))
+            group.addAction(action)
+            menu.addAction(action)
+            self.theme_actions[name] = action
+
+    def set_theme(self, name: str) -> None:
+        """View > Theme: apply System, Light or Dark now and save the choice."""
+        apply_theme(name)
+        self.settings.set_theme(name)
+        self.theme_actions[name].setChecked(True)
+        self.session.show_step(self.timeline.value())  # the text colours follow the palette
+
+    async def inpaint(self):
+        """Inpaint the painted region; then clear the mask (undoable) unless "Keep mask" is on."""
+        entry = await self.session.inpaint()
+        if entry is not None and not self.canvas.keep_mask.isChecked():
+            self.canvas.view.clear_mask("Clear mask after inpainting")
+        return entry
 
     def compare_entries(self, a: int, b: int) -> None:
         """Show two history entries side by side in the Compare tab."""
@@ -524,8 +667,8 @@ class MainWindow(QMainWindow):
         self.record_queue()
 
     def open_log(self) -> None:
-        """Show the log file."""
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_path)))
+        """Show the log file (or its path, when nothing can open it)."""
+        reveal(self, self.log_path, "log file")
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         """Closing while a training job runs: ask first, then checkpoint the run before quitting."""
@@ -589,4 +732,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, ms)
 
 
-__all__ = ["MainWindow", "QTimer"]
+def is_text_field(widget: QWidget | None) -> bool:
+    """True for widgets that take typed characters: line edits, spin boxes, editable text and combos."""
+    if widget is None:
+        return False
+    if isinstance(widget, QLineEdit):
+        return not widget.isReadOnly()
+    if isinstance(widget, QAbstractSpinBox):
+        return True
+    if isinstance(widget, (QTextEdit, QPlainTextEdit)):
+        return not widget.isReadOnly()
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return False
+
+
+__all__ = ["MainWindow", "QTimer", "is_text_field"]

@@ -1,6 +1,14 @@
-"""The job queue: what the engine thread is doing and what waits; reorder and cancel."""
+"""The job queue: what the engine thread is doing and what waits; reorder and cancel.
+
+Each row says what the job is and its key parameters (from the job's ``meta``: model, samples x
+steps, strategy and seed of a generation; output and steps of a training run). The studio's own
+internal jobs (the start-up warm-up, the probabilities behind the hover text), marked
+``meta["internal"]``, are not listed: the user did not ask for them and cannot act on them.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
@@ -8,6 +16,48 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushBu
 from studio.bridge import RUNNING, Bridge
 
 JOB_ROLE = Qt.ItemDataRole.UserRole
+
+
+def is_internal(job: Any) -> bool:
+    """True for the studio's own jobs that the queue does not list."""
+    return bool(job.meta.get("internal"))
+
+
+def job_parameters(job: Any) -> str:
+    """The key parameters of a job in one line ("" when it has none to show).
+
+    What the label already says (the model, samples x steps, a training run's output) is left out.
+    """
+    meta = job.meta
+    request = meta.get("request")
+    parts: list[str] = []
+    if meta.get("model") and f"({meta['model']})" not in job.label:
+        parts.append(str(meta["model"]))
+    if request is not None:
+        size = f"{request.num_samples}\u00d7{request.steps}"
+        parts.append(
+            f"{request.num_samples} samples \u00d7 {request.steps} steps" if size not in job.label else ""
+        )
+        strategy = getattr(request, "strategy", "")
+        if strategy:
+            parts.append(strategy)
+        parts.append(f"seed {request.seed}")
+        if meta.get("branch_step") is not None:
+            parts.append(f"from step {meta['branch_step']}")
+    if meta.get("out") and str(meta["out"]) not in job.label:
+        parts.append(f"\u2192 {meta['out']}")
+    if meta.get("steps"):
+        parts.append(f"{meta['steps']} steps")
+    return "  \u00b7  ".join(p for p in parts if p)
+
+
+def job_text(job: Any) -> str:
+    """A queue row: label, status (and progress), then the parameters on a second line."""
+    text = f"{job.label}  \u00b7  {job.status}"
+    if job.status == RUNNING and job.progress:
+        text += f" {job.progress * 100:.0f}%"
+    params = job_parameters(job)
+    return f"{text}\n    {params}" if params else text
 
 
 class QueuePanel(QWidget):
@@ -42,14 +92,12 @@ class QueuePanel(QWidget):
 
     def refresh(self) -> None:
         """Redraw the list from the bridge."""
-        jobs = self.bridge.jobs()
+        jobs = [j for j in self.bridge.jobs() if not is_internal(j)]
         selected = self._selected()
         self.list.clear()
         for job in jobs:
-            text = f"{job.label}  \u00b7  {job.status}"
-            if job.status == RUNNING and job.progress:
-                text += f" {job.progress * 100:.0f}%"
-            item = QListWidgetItem(text)
+            item = QListWidgetItem(job_text(job))
+            item.setToolTip(job_text(job))
             item.setData(JOB_ROLE, job.id)
             self.list.addItem(item)
             if selected is not None and job.id == selected:

@@ -16,6 +16,7 @@ from PySide6.QtCore import QByteArray, QSettings
 ORGANIZATION = "Prime Studio"
 APPLICATION = "Prime Studio"
 SETTINGS_FILE = "settings.ini"
+THEME_KEY = "appearance/theme"
 
 
 def default_path() -> Path:
@@ -58,6 +59,22 @@ class Settings:
     def set_bytes(self, key: str, value: QByteArray) -> None:
         """Store a QByteArray."""
         self.qsettings.setValue(key, value)
+
+    def theme(self) -> str:
+        """The saved colour theme ("system", "light" or "dark"; "system" when unset or unknown)."""
+        from studio.theme import THEMES
+
+        value = self.get_json(THEME_KEY, "system")
+        return value if value in THEMES else "system"
+
+    def set_theme(self, name: str) -> None:
+        """Save the colour theme (written now)."""
+        from studio.theme import THEMES
+
+        if name not in THEMES:
+            raise ValueError(f"theme must be one of {THEMES}, got {name!r}")
+        self.set_json(THEME_KEY, name)
+        self.sync()
 
     def remove(self, key: str) -> None:
         """Forget a key."""

@@ -11,6 +11,7 @@ the same mechanism under the user's control. A mixin of
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from studio.train.runs import (
     duration,
     model_name_ok,
     new_run,
+    studio_words,
     train_work,
     unique_name,
 )
@@ -106,6 +108,10 @@ class RunControl:
         self.view.open_model.hide()
         self.view.reset(tcfg.steps)
         self.view.say(f"run {record.id}: {record.name}, {tcfg.steps} steps, data {record.data}")
+        est = self.run_time()
+        if est is not None:  # the estimate stays in view until the first step's ETA replaces it
+            self.view.say(f"expected {est.text()}")
+            self.view.rate.setText(f"expected {est.text()}")
         return self._launch(resume=False, data=self.report)
 
     def pause(self) -> None:
@@ -170,6 +176,8 @@ class RunControl:
     def _launch(self, resume: bool, data: Any, finish: bool = False) -> asyncio.Task:
         """Start following a training job (the state changes now, not when the task first runs)."""
         self.state = "waiting"
+        if self.record is not None:
+            self.form.show_record(self.record)  # a resumed run shows its own settings, not the form's
         self.intent = Intent("finish" if finish else "stop")
         self.update_controls()
         return self.w.spawn(self._drive(resume, data))
@@ -315,10 +323,10 @@ class RunControl:
         resumable = record.checkpoint_path.exists()
         record.save(status="paused" if resumable else "failed", message=str(exc))
         self.state, self.record = "idle", None
-        text = f"Training stopped: {exc}"
+        text = studio_words(f"Training stopped: {exc}")  # Train-tab actions, not CLI flags
         if resumable:
             text += " \u2014 the last checkpoint is intact: fix the cause and resume it above, or discard it."
-        self.view.status.setText(f"<span style='color:#c0392b'>{text}</span>")
+        self.view.status.setText(f"<span style='color:#c0392b'>{html.escape(text, quote=False)}</span>")
         self.view.say(text)
         self.w.flash(text, 10000)
         log.warning("training %s failed: %s", record.id, exc)

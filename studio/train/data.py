@@ -10,7 +10,6 @@ import asyncio
 import html
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,11 @@ from studio.enginelink import eng
 from studio.train.control import ACTIVE
 from studio.train.runs import (
     PRESETS,
-    duration,
+    SKIPPED,
     memory_estimate,
     num_parameters,
-    probe_step_seconds,
+    probe_speed,
+    run_estimate,
     size,
 )
 
@@ -63,21 +63,34 @@ class DataChecks:
         except ValueError as exc:
             self.form.estimate.setText(f"<span style='color:#c0392b'>{exc}</span>")
             return
-        batch, steps = self.form.batch.value(), self.form.steps.value()
+        batch = self.form.batch.value()
         params = num_parameters(mcfg)
         memory = size(memory_estimate(mcfg, batch, params))
         text = f"{params / 1e6:.2f}M parameters \u00b7 memory \u2248 {memory} (estimate)"
-        key = self._speed_key(mcfg, batch)
-        if key in self.speeds and not math.isfinite(self.speeds[key]):
+        speed = self.speeds.get(self._speed_key(mcfg, batch))
+        est = self.run_time()
+        if speed is not None and not speed.ok:
             text += "<br>time: too large to probe on this machine"
-        elif key in self.speeds:
-            per = self.speeds[key]
+        elif est is not None:
             text += (
-                f"<br>measured {per * 1000:.0f} ms/step \u2192 {steps} steps \u2248 {duration(per * steps)}"
+                f"<br>time {esc(est.text())}, from {speed.step_s * 1000:.0f} ms/step measured here; "
+                "longer while other programs use the processor"
             )
-        else:
+        elif speed is None:
             text += "<br>time: press \u201cMeasure speed\u201d"
         self.form.estimate.setText(text)
+
+    def run_time(self) -> Any:
+        """The :class:`~studio.train.runs.RunEstimate` of the current settings, None if not measured."""
+        try:
+            mcfg, tcfg = self.form.model_config(), self.form.train_config()
+        except ValueError:
+            return None
+        speed = self.speeds.get(self._speed_key(mcfg, tcfg.batch_size))
+        if speed is None or not speed.ok:
+            return None
+        val = self.report.val_items if self.report is not None and self.report.ok else None
+        return run_estimate(speed, tcfg, num_parameters(mcfg), val)
 
     @staticmethod
     def _speed_key(mcfg: Any, batch: int) -> str:
@@ -100,7 +113,7 @@ class DataChecks:
             }
 
         def work(token: Any) -> dict[str, float]:
-            return {n: probe_step_seconds(c, batch, token) for n, c in configs.items()}
+            return {n: probe_speed(c, batch, token) for n, c in configs.items()}
 
         self.form.speed.setText("measuring on the engine thread\u2026")
         result = await self.bridge.submit("probe", "measure training speed", work)
@@ -108,9 +121,9 @@ class DataChecks:
             self.form.speed.setText("measurement cancelled")
             return {}
         for n, c in configs.items():
-            self.speeds[self._speed_key(c, batch)] = result[n]
+            self.speeds[self._speed_key(c, batch)] = result.get(n, SKIPPED)
         parts = [
-            f"{n} {s * 1000:.0f} ms" if math.isfinite(s) else f"{n} not probed (too large to try here)"
+            f"{n} {s.step_s * 1000:.0f} ms" if s.ok else f"{n} not probed (too large to try here)"
             for n, s in result.items()
         ]
         self.form.speed.setText(f"per step at batch {batch}, measured here: " + ", ".join(parts))

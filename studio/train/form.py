@@ -5,6 +5,8 @@ Pure widgets: they hold values and say when they changed; :mod:`studio.train.pan
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -28,6 +30,8 @@ from PySide6.QtWidgets import (
 
 from studio.enginelink import eng
 from studio.train.runs import FINETUNE_DEFAULTS, PRESETS
+
+log = logging.getLogger(__name__)
 
 OBJECTIVES = (
     ("masked_ce", "masked cross-entropy (default)"),
@@ -81,6 +85,9 @@ class TrainingForm(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.selected: tuple[str, str, Any] | None = None  # (name, path, ModelConfig)
+        self._new_geometry: dict[str, Any] | None = None  # the New model's rows while fine-tuning
+        self._typed: set[str] = set()  # run settings the user changed: mode switches keep them
+        self._defaulting = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._model_box())
@@ -143,7 +150,7 @@ class TrainingForm(QWidget):
         form.addRow(self.estimate)
         box.setLayout(form)
         self.mode.buttonToggled.connect(lambda *_: self._sync_mode())
-        self.preset.currentIndexChanged.connect(lambda _i: self.apply_preset(self.preset.currentData()))
+        self.preset.currentIndexChanged.connect(lambda _i: self._preset_chosen())
         self.modality.currentIndexChanged.connect(lambda _i: self._sync_modality())
         for w in (self.height_, self.width_, self.levels, self.seq_len, self.ell):
             w.valueChanged.connect(lambda _v: self.model_changed.emit())
@@ -176,6 +183,7 @@ class TrainingForm(QWidget):
         self.model_changed.emit()
 
     def _sync_mode(self) -> None:
+        """Fine-tune / New: the geometry rows show the model trained; typed run settings stay."""
         new = self.new.isChecked()
         for w in (
             self.preset,
@@ -189,10 +197,32 @@ class TrainingForm(QWidget):
         ):
             w.setEnabled(new)
         if not new:
+            if self._new_geometry is None:
+                self._new_geometry = {key: self.values()[key] for key in self.MODEL_KEYS}
+            self._show_parent_geometry()
             self._set_run_defaults(**FINETUNE_DEFAULTS)
         else:
+            if self._new_geometry is not None:
+                geometry, self._new_geometry = self._new_geometry, None
+                self.set_values({k: v for k, v in geometry.items() if k != "preset"})
             self.apply_preset(self.preset.currentData())
         self.model_changed.emit()
+
+    def _show_parent_geometry(self) -> None:
+        """While fine-tuning, the (disabled) geometry rows show the selected model's."""
+        if self.selected is None or not self.finetune.isChecked():
+            return
+        cfg = self.selected[2]
+        shown = {"modality": cfg.modality, "ell": cfg.ell}
+        if cfg.modality == "image":
+            shown.update(height_=cfg.height, width_=cfg.width, channels=cfg.channels, levels=cfg.num_classes)
+        else:
+            shown.update(seq_len=cfg.seq_len)
+        for key, value in shown.items():
+            try:
+                self.set_values({key: value})
+            except (TypeError, ValueError):  # e.g. a geometry outside the New model's ranges
+                continue
 
     def set_selected(self, name: str | None, path: str | None, config: Any) -> None:
         """The model selected in the library (None: nothing usable selected)."""
@@ -207,6 +237,7 @@ class TrainingForm(QWidget):
             )
             self.selected_label.setText(f"<b>{name}</b>: {config.modality} {geo}, \u2113={config.ell}")
         if self.finetune.isChecked():
+            self._show_parent_geometry()
             self.model_changed.emit()
 
     def is_finetune(self) -> bool:
@@ -240,6 +271,10 @@ class TrainingForm(QWidget):
             name, path, _cfg = self.selected
             return {"kind": "finetune", "path": path, "name": name}
         return {"kind": "new", "config": self.model_config().to_dict()}
+
+    def _preset_chosen(self) -> None:
+        self._typed.clear()  # a size chosen brings its run defaults
+        self.apply_preset(self.preset.currentData())
 
     def apply_preset(self, name: str) -> None:
         """Select a size preset and its training defaults."""
@@ -386,15 +421,27 @@ class TrainingForm(QWidget):
         box.setLayout(form)
         self.steps.valueChanged.connect(lambda _v: self.model_changed.emit())
         self.batch.valueChanged.connect(lambda _v: self.model_changed.emit())
+        for key in self.RUN_DEFAULT_KEYS:
+            getattr(self, key).valueChanged.connect(lambda _v, k=key: self._run_value_typed(k))
         return box
 
+    RUN_DEFAULT_KEYS = ("steps", "batch", "lr", "ema", "checkpoint_every", "preview_every", "eval_every")
+
     def _set_run_defaults(self, steps: int, batch_size: int, lr: float, ema: float, every: int) -> None:
-        self.steps.setValue(steps)
-        self.batch.setValue(batch_size)
-        self.lr.setValue(lr)
-        self.ema.setValue(ema)
-        for s in (self.checkpoint_every, self.preview_every, self.eval_every):
-            s.setValue(every)
+        """The preset's or fine-tuning's run defaults, except for values the user typed."""
+        values = (steps, batch_size, lr, ema, every, every, every)
+        defaults = dict(zip(self.RUN_DEFAULT_KEYS, values, strict=True))
+        self._defaulting = True
+        try:
+            for key, value in defaults.items():
+                if key not in self._typed:
+                    getattr(self, key).setValue(value)
+        finally:
+            self._defaulting = False
+
+    def _run_value_typed(self, key: str) -> None:
+        if not self._defaulting:
+            self._typed.add(key)
 
     def train_config(self) -> Any:
         """The TrainConfig of these settings (ValueError names a bad value)."""
@@ -457,18 +504,76 @@ class TrainingForm(QWidget):
                 out[key] = widget.currentData()
             else:
                 out[key] = widget.value()
+        if self._new_geometry is not None:  # fine-tuning: the rows show the parent's, keep the New one's
+            out.update(self._new_geometry)
         return out
 
     def restore(self, values: dict[str, Any]) -> None:
         """Apply saved :meth:`values` (the preset first: it brings run defaults); bad entries are skipped."""
-        (self.finetune if values.get("mode") == "finetune" else self.new).setChecked(True)
+        self.new.setChecked(True)  # the New model's rows take the saved geometry first
         for keys in (self.MODEL_KEYS, self.RUN_KEYS):
+            if keys is self.RUN_KEYS and values.get("mode") == "finetune":
+                self.finetune.setChecked(True)  # shows the selected model's geometry from here on
             for key in keys:
                 if key in values:
                     try:
                         self.set_values({key: values[key]})
                     except (TypeError, ValueError):
                         continue
+
+    def show_record(self, record: Any) -> None:
+        """Show a run's own settings (resuming a run made earlier): its model, data and run values."""
+        model = record.model
+        if model.get("kind") == "finetune":
+            try:
+                parent = record.model_config()
+            except (OSError, ValueError) as exc:  # the parent file is gone: the rows stay as they are
+                log.warning("cannot read the parent model of run %s: %s", record.id, exc)
+            else:
+                self.set_selected(model.get("name") or Path(model["path"]).stem, model["path"], parent)
+            self.finetune.setChecked(True)
+        else:
+            cfg = eng.ModelConfig.from_dict(model["config"])
+            self.new.setChecked(True)
+            for name, p in PRESETS.items():
+                if (p.d_model, p.n_layers, p.n_heads) == (cfg.d_model, cfg.n_layers, cfg.n_heads):
+                    self.set_values({"preset": name})
+                    break
+            geometry = {"modality": cfg.modality, "ell": cfg.ell}
+            if cfg.modality == "image":
+                geometry.update(height_=cfg.height, width_=cfg.width, channels=cfg.channels)
+                geometry.update(levels=cfg.num_classes)
+            else:
+                geometry.update(seq_len=cfg.seq_len)
+            self.restore_some(geometry)
+        tc = record.train_config
+        run = {
+            "name": record.name,
+            "data_path": record.data,
+            "steps": tc.get("steps"),
+            "batch": tc.get("batch_size"),
+            "lr": tc.get("lr"),
+            "ema": tc.get("ema"),
+            "objective": tc.get("objective"),
+            "checkpoint_every": tc.get("checkpoint_every"),
+            "preview_every": tc.get("preview_every"),
+            "eval_every": tc.get("eval_every"),
+            "fit": tc.get("fit"),
+            "text_mode": tc.get("text_mode"),
+            "include": ", ".join(tc.get("include") or ()),
+            "exclude": ", ".join(tc.get("exclude") or ()),
+            "column": tc.get("column") or "",
+            "drop_flat": tc.get("drop_flat"),
+        }
+        self.restore_some({k: v for k, v in run.items() if v is not None})
+
+    def restore_some(self, values: dict[str, Any]) -> None:
+        """:meth:`set_values`, skipping entries these widgets cannot show."""
+        for key, value in values.items():
+            try:
+                self.set_values({key: value})
+            except (TypeError, ValueError, OverflowError):
+                continue
 
     def lock(self, locked: bool) -> None:
         """Freeze the settings while a run is active."""

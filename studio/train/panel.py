@@ -46,7 +46,7 @@ class TrainingPanel(DataChecks, RunControl, Recovery, QSplitter):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.form)
-        scroll.setMinimumWidth(340)
+        scroll.setMinimumWidth(310)
         self.addWidget(scroll)
         self.addWidget(self.view)
         self.setStretchFactor(1, 1)
@@ -61,7 +61,7 @@ class TrainingPanel(DataChecks, RunControl, Recovery, QSplitter):
         self.record: RunRecord | None = None
         self.job: Any = None
         self.intent = Intent()
-        self.speeds: dict[str, float] = {}
+        self.speeds: dict[str, Any] = {}  # speed key -> runs.Speed
         self.saved_model: str | None = None  # library path of the model the last run saved
         self.pending: list[RunRecord] = []
         self._steps_this_job = 0

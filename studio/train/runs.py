@@ -87,18 +87,44 @@ def num_parameters(config: Any) -> int:
     return _PARAMS[key]
 
 
-def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, budget_s: float = 1.0) -> float:
-    """Engine thread: seconds per training step of ``config`` on this machine, measured.
+@dataclass(frozen=True)
+class Speed:
+    """What the speed probe measured for one model at one batch size (seconds, this machine).
+
+    ``step_s``: one optimiser step at the batch size; ``forward_s``: one forward pass without
+    gradients at the batch size (what a validation batch costs); ``preview_s``: one forward pass
+    of a sample preview (``PREVIEW_BATCH`` items, what each sampling step costs). NaN when the
+    probe was skipped (too large to try here) or cancelled.
+    """
+
+    step_s: float
+    forward_s: float = math.nan
+    preview_s: float = math.nan
+
+    @property
+    def ok(self) -> bool:
+        """True when the probe ran."""
+        return math.isfinite(self.step_s)
+
+
+SKIPPED = Speed(math.nan)
+PREVIEW_BATCH = 4  # TrainConfig.preview_samples default; the studio does not change it
+
+
+def probe_speed(config: Any, batch_size: int, cancel: Any = None, budget_s: float = 1.0) -> Speed:
+    """Engine thread: seconds per training step (and per forward pass) of ``config``, measured.
 
     One warm-up, then optimiser steps (forward, backward, AdamW) on random tokens with random
-    digit masks until ``budget_s`` has passed (at least 2, at most 8); the fastest step counts,
-    which is the least disturbed by other work on a busy machine. Measured at min(batch_size, 8)
-    and scaled linearly to ``batch_size``. NaN when the probe itself would need more than
-    ``PROBE_MEMORY_LIMIT`` bytes (estimated), or when cancelled.
+    digit masks until ``budget_s`` has passed (at least 3, at most 8); the median step counts
+    (the fastest one promised 2-3x less than real runs took on a shared machine). Measured at
+    min(batch_size, 8) and scaled linearly to ``batch_size``; then two forward passes without
+    gradients at that batch and at ``PREVIEW_BATCH`` (validation and sample previews cost
+    those). :data:`SKIPPED` when the probe itself would need more than ``PROBE_MEMORY_LIMIT``
+    bytes (estimated), or when cancelled.
     """
     b = max(1, min(batch_size, 8))
     if memory_estimate(config, b, num_parameters(config)) > PROBE_MEMORY_LIMIT:
-        return math.nan  # too big to try here: a probe must never exhaust the machine
+        return SKIPPED  # too big to try here: a probe must never exhaust the machine
     torch.manual_seed(0)
     model = eng.PrimeModel(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -107,9 +133,9 @@ def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, budget_
     y0 = codec.encode(x0)  # (b, L, ell)
     seconds: list[float] = []
     started = None
-    while len(seconds) < 8 and (len(seconds) < 2 or time.perf_counter() - started < budget_s):
+    while len(seconds) < 8 and (len(seconds) < 3 or time.perf_counter() - started < budget_s):
         if cancel is not None and cancel.cancelled:
-            return math.nan
+            return SKIPPED
         t0 = time.perf_counter()
         masked = torch.rand(y0.shape) < 0.5
         y_t = torch.where(masked, torch.full_like(y0, codec.mask), y0)  # (b, L, ell)
@@ -122,7 +148,108 @@ def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, budget_
             started = time.perf_counter()
         else:
             seconds.append(time.perf_counter() - t0)
-    return min(seconds) * batch_size / b
+    model.eval()
+    forward = {}
+    with torch.no_grad():
+        for n in (b, min(b, PREVIEW_BATCH)):
+            y_t = torch.full_like(y0[:n], codec.mask)  # (n, L, ell)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model(y_t)
+                times.append(time.perf_counter() - t0)
+            forward[n] = sorted(times)[1]
+    step = sorted(seconds)[len(seconds) // 2]
+    return Speed(step * batch_size / b, forward[b] * batch_size / b, forward[min(b, PREVIEW_BATCH)])
+
+
+def probe_step_seconds(config: Any, batch_size: int, cancel: Any = None, budget_s: float = 1.0) -> float:
+    """Engine thread: seconds per training step of ``config`` (:func:`probe_speed`'s ``step_s``)."""
+    return probe_speed(config, batch_size, cancel, budget_s).step_s
+
+
+# What the probe does not see, measured on short real runs from the Train tab (Start -> idle) on
+# a shared 2-core Xeon (load average 1.4-2.4): the steps themselves run slower than the probe's
+# (the GUI thread draws every step; other programs share the processor), plus fixed costs.
+STEP_FACTOR = 1.35  # studio runs' step time / the probe's median: 1.4 (small, 600 steps), 1.7 (tiny)
+START_S = 1.0  # queueing the job, building the model and optimiser, moving the data, the first step
+CHECKPOINT_BYTES_PER_S = 150e6  # a checkpoint holds weights, EMA and two AdamW moments (16 B/param)
+CHECKPOINT_FIXED_S = 0.02
+SAVE_S = 0.3  # writing the model file and importing it into the library
+FINAL_EVAL_ITEMS = 4096  # engine.training.loop: the final validation covers up to this many items
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """How long a run should take, and what the time is made of (seconds)."""
+
+    total_s: float
+    parts: dict[str, float]
+
+    def text(self) -> str:
+        """'≈ 1 min (2000 steps 48 s, 8 validations 3 s, ...)'."""
+        shown = ", ".join(f"{k} {duration(v)}" for k, v in self.parts.items() if v >= 0.5)
+        return f"\u2248 {duration(self.total_s)}" + (f" ({shown})" if shown else "")
+
+
+def run_estimate(speed: Speed, tcfg: Any, params: int, val_items: int | None = None) -> RunEstimate:
+    """Wall time of a training run of ``tcfg.steps`` steps from a measured :class:`Speed`.
+
+    Adds to the steps what the probe leaves out: the validation passes (``eval_batches`` forward
+    passes every ``eval_every`` steps), the sample previews (``preview_steps`` forward passes of
+    ``PREVIEW_BATCH`` items every ``preview_every`` steps), the checkpoints, the final validation
+    (every held-out item, up to 4096; ``val_items`` None = assume that many) and start-up and
+    saving. Forward passes not measured (an older probe) count a third of a step.
+    """
+    steps = max(0, int(tcfg.steps))
+    step_s = speed.step_s * STEP_FACTOR
+    forward_s = speed.forward_s if math.isfinite(speed.forward_s) else step_s / 3
+    preview_s = speed.preview_s if math.isfinite(speed.preview_s) else forward_s
+
+    def count(every: int) -> int:  # events at multiples of ``every`` before the last step
+        return (steps - 1) // every if every and steps else 0
+
+    items = FINAL_EVAL_ITEMS if val_items is None else min(max(val_items, 1), FINAL_EVAL_ITEMS)
+    ckpt_s = CHECKPOINT_FIXED_S + 16 * params / CHECKPOINT_BYTES_PER_S
+    n_eval, n_ckpt = count(tcfg.eval_every), count(tcfg.checkpoint_every)
+    n_prev = steps // tcfg.preview_every if tcfg.preview_every else 0  # the last step previews too
+    parts = {
+        f"{steps} steps": steps * step_s,
+        f"{n_eval} validations": n_eval * tcfg.eval_batches * forward_s,
+        f"{n_prev} sample previews": n_prev * tcfg.preview_steps * preview_s,
+        f"{n_ckpt} checkpoints": n_ckpt * ckpt_s,
+        "final validation": math.ceil(items / max(1, tcfg.batch_size)) * forward_s,
+        "start-up and saving": START_S + SAVE_S + ckpt_s,
+    }
+    return RunEstimate(sum(parts.values()), parts)
+
+
+# The engine's messages name ``prime train`` flags; on screen they name the Train tab's controls.
+_STUDIO_WORDS = (
+    (re.compile(r"(?:resume )?with --resume from \S+"), "Resume continues it"),
+    (re.compile(r"pass --resume to continue it"), "Resume continues it"),
+    (re.compile(r"--resume"), "Resume"),
+    (re.compile(r"the learning rate \(--lr\)"), "the Learning rate"),
+    (re.compile(r"--lr\b"), "Learning rate"),
+    (re.compile(r"give --steps (\d+)"), r"set Steps to \1"),
+    (re.compile(r"--steps\b"), "Steps"),
+    (re.compile(r"another --out"), "another name"),
+    (re.compile(r"--from\b"), "the model selected to fine-tune"),
+    (re.compile(r"another --background"), "another Background"),
+    (re.compile(r"--background\b"), "Background"),
+    (re.compile(r"with --drop-flat"), "with \u201cDrop flat items\u201d"),
+    (re.compile(r"\(--drop-flat\)"), "(\u201cDrop flat items\u201d)"),
+    (re.compile(r"--column (\S+)"), r"Column \1"),
+    (re.compile(r" \(all of them in --json\)"), ""),
+    (re.compile(r"\(--force\)"), ""),
+)
+
+
+def studio_words(text: str) -> str:
+    """An engine message with its CLI flags (``--resume``, ``--lr``...) put as Train-tab actions."""
+    for pattern, words in _STUDIO_WORDS:
+        text = pattern.sub(words, text)
+    return text
 
 
 def duration(seconds: float) -> str:

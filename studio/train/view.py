@@ -11,6 +11,7 @@ import numpy as np
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from studio.enginelink import eng
 from studio.train.chart import LineChart
-from studio.train.runs import duration
+from studio.train.runs import duration, studio_words
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -101,6 +102,10 @@ def text_item(i: int, text: str, source: str = "") -> str:
     return f"{head}\n{body}" + (f"\u23ce\u00d7{pad} (padding)" if pad else "")
 
 
+# Start-blocker texts that are the next step to take, not a problem (shown without red)
+NEXT_STEPS = ("Choose a data folder", "Checking the data", "Check the data first", "Settings changed")
+
+
 class TrainingView(QWidget):
     """Right-hand side of the Train tab. Buttons live here too, next to the progress they drive."""
 
@@ -139,21 +144,30 @@ class TrainingView(QWidget):
         self.open_model = QPushButton("Generate with it")
         self.open_model.setToolTip("Load the model this run saved and switch to the Generate tab")
         self.open_model.hide()
-        buttons = QHBoxLayout()
-        for b in (self.start, self.pause, self.resume, self.cancel, self.open_model):
-            buttons.addWidget(b)
+        # two rows, so the Train tab fits a 1366-px screen beside the docks
+        buttons = QGridLayout()
+        for i, b in enumerate((self.start, self.pause, self.resume, self.cancel, self.open_model)):
+            # each button keeps its place when another appears or hides: nothing moves under the pointer
+            keep = b.sizePolicy()
+            keep.setRetainSizeWhenHidden(True)
+            b.setSizePolicy(keep)
+            buttons.addWidget(b, i // 3, i % 3)
         # progress
         self.status = QLabel("Idle.")
         self.status.setWordWrap(True)
+        # status and throughput lines keep their space (two lines / one) whatever they say
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing())
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.setFormat("")
         self.rate = QLabel("")
+        self.rate.setMinimumHeight(self.rate.fontMetrics().lineSpacing())
         # charts
-        self.loss_chart = LineChart("training loss, nats/token", color="#2d7dd2")
-        self.bpd_chart = LineChart("validation bound, bits/dim", color="#d2552d", dots=True)
-        self.lr_chart = LineChart("learning rate", color="#3a9e5c")
+        self.loss_chart = LineChart("Training loss", "nats/token", color="#2d7dd2")
+        self.bpd_chart = LineChart("Validation bound", "bits/dim", color="#d2552d", dots=True)
+        self.lr_chart = LineChart("Learning rate", "", color="#3a9e5c")
         charts = QHBoxLayout()
         for c in (self.loss_chart, self.bpd_chart, self.lr_chart):
             charts.addWidget(c)
@@ -199,19 +213,21 @@ class TrainingView(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.progress)
         layout.addWidget(self.rate)
-        layout.addLayout(charts, 2)
+        layout.addLayout(charts, 3)
         layout.addLayout(lower, 3)
 
     # ------------------------------------------------------------------ helpers
     def say(self, text: str) -> None:
         """A timestamped line in the messages list (newest at the bottom)."""
-        self.log.addItem(f"{time.strftime('%H:%M:%S')}  {text}")
+        self.log.addItem(f"{time.strftime('%H:%M:%S')}  {studio_words(text)}")
         self.log.scrollToBottom()
 
     def set_reason(self, text: str | None) -> None:
-        """Why Start is disabled (red), or nothing."""
-        shown = html.escape(text, quote=False) if text else ""  # reasons quote file names and paths
-        self.reason.setText(f"<span style='color:#c0392b'>{shown}</span>" if text else "")
+        """Why Start is disabled, or nothing: red for a problem, plain for the next thing to do."""
+        shown = html.escape(studio_words(text), quote=False) if text else ""  # reasons quote paths
+        if text and not text.startswith(NEXT_STEPS):
+            shown = f"<span style='color:#c0392b'>{shown}</span>"
+        self.reason.setText(shown)
         self.reason.setVisible(bool(text))
 
     def reset(self, steps: int) -> None:

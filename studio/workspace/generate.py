@@ -82,7 +82,7 @@ class GeneratePanel(QWidget):
         self.model_label.setWordWrap(True)
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("color: #c0392b; font-weight: bold;")
+        self.warning.setStyleSheet("color: #b9770e; font-weight: bold;")  # amber: a warning, not an error
         self.warning.hide()
 
         self.num_samples = QSpinBox(minimum=1, maximum=256, value=4)
@@ -167,6 +167,7 @@ class GeneratePanel(QWidget):
         self.progress.setFormat("ready")
         self.seed_used = QLabel("")
         self.seed_used.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.seed_used.setMinimumHeight(self.seed_used.fontMetrics().lineSpacing())  # its line stays put
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate, 1)

@@ -93,6 +93,7 @@ class Session(HoverMixin, OutputsMixin):
         self._probs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._hover: tuple[int, int, int] | None = None
         self._probs_pending: tuple[int, int, int] | None = None
+        self._no_sample = views.canvas.view.placeholder  # the canvas's text before any output
         views.history_panel.opener = self.open_quietly  # compare / export outputs of earlier sessions
         views.text.by_confidence.toggled.connect(lambda _on: self.show_step(self.shown_step))
 
@@ -114,8 +115,51 @@ class Session(HoverMixin, OutputsMixin):
             handle = await self.host.bridge.load(source, name)
             if key:
                 self._loaded[key] = handle
+        if (self.handle is None or handle.key != self.handle.key) and not self._shows_output_of(handle):
+            self.reset_view()
         self.set_model(handle)
         return handle
+
+    def _shows_output_of(self, handle: ModelHandle) -> bool:
+        """True when the entry on screen was made with ``handle``'s model (e.g. a reopened output)."""
+        shown = self.entry.model if self.entry is not None else None
+        if shown is None:
+            return False
+        if shown.key == handle.key:
+            return True
+        try:
+            return (
+                bool(shown.path and handle.path) and Path(shown.path).resolve() == Path(handle.path).resolve()
+            )
+        except OSError:
+            return False
+
+    def reset_view(self) -> None:
+        """Another model: nothing of the previous one's output stays on screen.
+
+        The timeline, its counters and strategy, the canvas / text view, hover lines, the progress
+        bar and the seed used are cleared (a sampling job still running takes them over again).
+        """
+        if self.job is not None and not self.job.done():
+            return  # the running job's live view stays; its result is shown when it ends
+        self.entry = None
+        self.shown_state, self.shown_step = None, 0
+        self._hover = None
+        tl = self.views.timeline
+        tl.stop()
+        tl.times = []
+        tl.set_steps(0, [], [])
+        tl.counters.setText("")
+        tl.set_strategy("")
+        self.views.canvas.view.placeholder = self._no_sample
+        self.views.canvas.view.clear()
+        self.views.text.view.set_segments([])
+        for label in (self.views.canvas.hover, self.views.text.hover):
+            label.setText(" ")
+        panel = self.views.generate_panel
+        panel.progress.setValue(0)
+        panel.progress.setFormat("ready")
+        panel.seed_used.setText("")
 
     def set_model(self, handle: ModelHandle) -> None:
         """Make a loaded model current: fit the panels to its modality."""
@@ -129,6 +173,7 @@ class Session(HoverMixin, OutputsMixin):
         status = f"{handle.name} \u00b7 {cfg.modality} \u00b7 \u2113={cfg.ell}, b={cfg.base}"
         status += f" \u00b7 {handle.num_parameters:,} parameters"
         self.views.model_status.setText(status + (" \u00b7 UNTRAINED" if handle.untrained else ""))
+        self.views.library.mark_loaded(handle.path)
         if not self.views.library.select_path(handle.path):
             source = f"file {handle.path}" if handle.path else None
             self.views.library.show_loaded(
@@ -312,6 +357,11 @@ class Session(HoverMixin, OutputsMixin):
         timeline.stop()
         timeline.times = []
         timeline.set_steps(steps, revealed, idle)
+        timeline.show_live_step(len(revealed))
+        # this job's own figures from its first step on, never the previous output's
+        timeline.set_counters(0, sum(idle), steps)
+        timeline.set_strategy(str(settings.get("strategy", "ancestral")))
+        panel.seed_used.setText(f"seed {settings.get('seed')}")
         renderer = self.renderer_for(handle)
         self.host.show_view(handle.config.modality)
         last = 0.0
@@ -331,9 +381,8 @@ class Session(HoverMixin, OutputsMixin):
                         f"step {snap.step}/{snap.steps} \u00b7 NFE {num(float(snap.nfe.float().mean()))}",
                     )
                     timeline.set_steps(steps, revealed, idle)
-                    timeline.slider.blockSignals(True)
-                    timeline.slider.setValue(snap.step)
-                    timeline.slider.blockSignals(False)
+                    timeline.show_live_step(snap.step)  # the strip chart's cursor follows too
+                    timeline.set_counters(float(snap.nfe.float().mean()), sum(idle), steps)
                     if pending is not None:
                         self._show_state(renderer, pending.state, pending.prediction, snap.step, live=True)
                         pending = None
@@ -401,6 +450,7 @@ class Session(HoverMixin, OutputsMixin):
         tl.set_strategy(str(entry.settings.get("strategy", "ancestral")))
         step = done if step is None else max(0, min(done, int(step)))
         if tl.value() == step:
+            tl.show_live_step(step)  # no valueChanged: put the strip chart's cursor here too
             self.show_step(step)
         else:
             tl.seek(step)
@@ -415,9 +465,26 @@ class Session(HoverMixin, OutputsMixin):
         state = traj.state_at(step)
         mode = self.views.canvas.current_mode()
         prediction = traj.prediction_at(step) if mode == "prediction" else None
+        if mode == "prediction" and prediction is None and self.entry.model.config.modality == "image":
+            self._show_no_prediction(state, step)
+            return
         by_confidence = mode == "confidence" or self.views.text.by_confidence.isChecked()
         confidence = traj.confidence_at(step) if by_confidence else None
         self._show_state(self.renderer_for(self.entry.model), state, prediction, step, confidence=confidence)
+
+    def _show_no_prediction(self, state: torch.Tensor, step: int) -> None:
+        """The Prediction view where none was recorded: say so instead of showing the state."""
+        self.shown_state, self.shown_step = state, step
+        traj = self.entry.trajectory
+        why = (
+            "this output was saved without the model's predictions"
+            if traj.predictions is None
+            else "the run stopped here, before the model looked at this state"
+        )
+        view = self.views.canvas.view
+        view.placeholder = f"No prediction was recorded at step {step}: {why}.\nPress 1 for the state."
+        view.clear()
+        self.views.canvas.hover.setText(" ")
 
     def _show_state(
         self,
@@ -430,6 +497,7 @@ class Session(HoverMixin, OutputsMixin):
     ) -> None:
         self.shown_state, self.shown_step = state, step
         if renderer.config.modality == "image":
+            self.views.canvas.view.placeholder = self._no_sample
             mode = self.views.canvas.current_mode()
             image = renderer.render(state, mode, prediction, confidence=confidence)
             cfg = renderer.config

@@ -9,11 +9,46 @@ from __future__ import annotations
 
 import bisect
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
-from studio.render import PARTIAL, TEXT_COLOURS_DARK, TEXT_COLOURS_LIGHT, VISIBLE
+from studio.render import (
+    CONFIDENCE_STOPS,
+    MASKED,
+    PARTIAL,
+    TEXT_COLOURS_DARK,
+    TEXT_COLOURS_LIGHT,
+    VISIBLE,
+)
+
+
+def text_legend_html(dark: bool, by_confidence: bool = False) -> str:
+    """What the colours of the text view mean, in the current theme's colours."""
+    colours = TEXT_COLOURS_DARK if dark else TEXT_COLOURS_LIGHT
+
+    def chip(kind: int, text: str) -> str:
+        fg, bg = colours[kind]
+        back = f"background-color:{bg};" if bg else ""
+        return f"<span style='color:{fg};{back}'>&nbsp;{text}&nbsp;</span>"
+
+    parts = [chip(VISIBLE, "visible"), chip(PARTIAL, "partial"), chip(MASKED, "\u2591 masked")]
+    if by_confidence:
+        for c, (r, g, b) in CONFIDENCE_STOPS:  # the pale backgrounds of confidence_backgrounds
+            r, g, b = (int(0.55 * v + 0.45 * 255) for v in (r, g, b))
+            parts.append(
+                f"<span style='color:#111111;background-color:rgb({r},{g},{b});'>&nbsp;{c:g}&nbsp;</span>"
+            )
+    return " ".join(parts)
 
 
 class TokenText(QTextEdit):
@@ -101,6 +136,8 @@ class TextPanel(QWidget):
         super().__init__(parent)
         self.view = TokenText(self)
         self.hover = QLabel(" ")
+        # one line whatever it says: long hover text is cut at the edge, never widens the window
+        self.hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.regen = QPushButton("Regenerate selection")
         self.regen.setToolTip("Keep everything but the selected span of one sample and resample the span")
         self.regen.clicked.connect(self._regen)
@@ -109,12 +146,14 @@ class TextPanel(QWidget):
             "Colour each revealed token by how confident the model was in it when it was revealed\n"
             "(red 0, amber 0.5, green 1), as LLaDA's demo does"
         )
-        self.legend = QLabel(
-            "<span style='background:#ffe2a8;color:#7a4a00'>&nbsp;partial&nbsp;</span> "
-            "<span style='color:#9a9aae'>\u2591 masked</span>"
+        self.legend = QLabel()
+        self.legend.setToolTip(
+            "What the colours mean (with Confidence: the model's confidence, 0 to 1).\n"
+            "Select a span of one sample, then Regenerate selection"
         )
-        self.legend.setToolTip("Select a span of one sample, then Regenerate selection")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.by_confidence.toggled.connect(lambda _on: self.update_legend())
+        self.update_legend()
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(self.legend, 1)
@@ -125,6 +164,17 @@ class TextPanel(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.hover)
+
+    def update_legend(self) -> None:
+        """Show the legend in the colours of the current palette (light or dark)."""
+        dark = self.palette().base().color().lightness() < 128
+        self.legend.setText(text_legend_html(dark, self.by_confidence.isChecked()))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """The theme changed: the legend follows."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.update_legend()
 
     def _regen(self) -> None:
         span = self.view.selected_span()

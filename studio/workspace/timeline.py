@@ -146,7 +146,11 @@ class Timeline(QWidget):
         self.speed.setToolTip("Playback speed")
         self.speed.currentIndexChanged.connect(self._speed_changed)
         self.label = QLabel("step 0/0")
+        # its share of the row does not follow its text: the slider beside it never moves
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("step 4096/4096"))
         self.counters = QLabel("")
+        self.counters.setMinimumWidth(1)  # long counters are cut, they never widen the window
         self.counters.setToolTip(
             "NFE: network calls actually made (cached steps are free).\nIdle: steps where nothing changed."
         )
@@ -160,8 +164,8 @@ class Timeline(QWidget):
         controls.setContentsMargins(0, 0, 0, 0)
         for w in (self.first, self.prev, self.play, self.next, self.last, self.speed):
             controls.addWidget(w)
-        controls.addWidget(self.slider, 1)
-        controls.addWidget(self.label)
+        controls.addWidget(self.slider, 3)
+        controls.addWidget(self.label, 2)
         info = QHBoxLayout()
         info.setContentsMargins(0, 0, 0, 0)
         legend = QLabel(
@@ -219,6 +223,15 @@ class Timeline(QWidget):
     def seek(self, step: int) -> None:
         """Go to ``step`` (clamped)."""
         self.slider.setValue(max(0, min(self.slider.maximum(), int(step))))
+
+    def show_live_step(self, step: int) -> None:
+        """Follow a running job: slider, cursor and label at ``step`` without asking for a redraw."""
+        self.slider.blockSignals(True)
+        self.slider.setValue(max(0, min(self.slider.maximum(), int(step))))
+        self.slider.blockSignals(False)
+        self.chart.current = self.slider.value()
+        self.chart.update()
+        self._update_label()
 
     def step_by(self, delta: int) -> None:
         """Move by ``delta`` steps."""
