@@ -1,4 +1,4 @@
-"""The async bridge: the ONLY owner of the engine thread (ARCHITECTURE.md §3).
+"""The async bridge: the ONLY owner of the engine thread (README: "Where things are"; docs/STUDIO.md).
 
 One ``threading.Thread`` runs jobs (load, generate, branch, evaluate, train) one at a time from a
 queue that the GUI can see, reorder and cancel. A job's work is a function of a ``CancelToken``

@@ -23,7 +23,7 @@ LINE_END = ".,;:?!"
 def steps_for_nfe(target_nfe: int, subtokens: int, max_steps: int = 100_000) -> int:
     """Smallest T whose expected NFE with caching (linear grid, one sample) rounds to ``target_nfe``.
 
-    E[NFE] = T - E[idle steps] = T - T (1 - 1/T)^N for N free sub-tokens (PRIME.md §5). It stays
+    E[NFE] = T - E[idle steps] = T - T (1 - 1/T)^N for N free sub-tokens (docs/METHOD.md §6). It stays
     below N, so a target of N or more calls cannot be reached (ValueError).
     """
     if target_nfe >= subtokens:

@@ -52,7 +52,7 @@ class NetworkTimer:
 
 
 def expected_idle_steps(steps: int, free_subtokens: int) -> float:
-    """Closed form for the linear grid: T (1 - 1/T)^N (PRIME.md §5)."""
+    """Closed form for the linear grid: T (1 - 1/T)^N (docs/METHOD.md §6)."""
     return steps * (1.0 - 1.0 / steps) ** free_subtokens
 
 

@@ -1,18 +1,7 @@
 """``prime bench``: parses the flags, runs one benchmark of :mod:`engine.bench`, prints it.
 
-Modes:
-
-- ``sample``: for ell = 1, 2, 4, 8 on a default CPU-sized image model, network time per step,
-  engine overhead per step (everything but the network, timed by hooks around the model's
-  forward), NFE and idle steps at T = 64, 256, 1024 (with the closed-form expected idle count
-  T (1 - 1/T)^N of PRIME.md §5 beside it) and trajectory memory in bytes per sub-token.
-- ``matmul``: this machine's fp32 and bf16 matmul GFLOP/s (peak and median over repeats).
-- ``train``: runs ``python -m engine.bench.train`` (training throughput and MFU).
-- ``gui``: runs ``python -m studio.bench`` in a subprocess (the engine never imports Qt).
-- ``quality`` / ``objectives``: sample quality at equal NFE per reveal strategy (``--strategies``,
-  ``--threshold``); the training objectives compared.
-
-Each mode prints a table, or one JSON object with ``--json``.
+Each mode prints a table, or one JSON object with ``--json``; :data:`MODE_HELP` explains each
+mode (``prime bench --help`` lists them).
 """
 
 from __future__ import annotations
@@ -32,7 +21,36 @@ from engine.bench.report import machine
 from engine.bench.sample import bench_sample, sample_table
 from engine.cli.common import emit
 
-MODES = ("sample", "matmul", "train", "gui", "quality", "objectives")
+MODE_HELP = {
+    "sample": "sampler cost per ell (--ell, default 1 2 4 8) on a CPU-sized image model "
+    "(--size, --image-size): network time and engine overhead per step, NFE and idle steps at "
+    "T = --steps (beside the closed-form expected idle count T (1 - 1/T)^N, docs/METHOD.md), "
+    "trajectory memory per sub-token",
+    "matmul": "this machine's fp32 and bf16 matmul GFLOP/s, peak and median over repeats",
+    "train": "training throughput (tokens/s) and model FLOP/s as a share of the matmul peak, per size "
+    "preset, fp32 and bf16 autocast (runs python -m engine.bench.train; --pass for its options)",
+    "gui": "the studio's responsiveness offscreen: event-loop lateness while generating and training, "
+    "scrub render time (runs python -m studio.bench; --pass='--soak 5' for the long run)",
+    "quality": "Prime vs MDM at equal NFE on the bundled models (--models): held-out valid bound, then "
+    "sample quality, NFE, idle steps and time per target NFE (--nfe) and reveal strategy "
+    "(--strategies, --threshold); needs the recipes extra",
+    "objectives": "the training objectives (valid bound, unweighted masked cross-entropy, the paper's "
+    "surrogate) trained alike (--train-steps) on digits and KJV, each judged by the held-out valid "
+    "bound and sample quality; needs the recipes extra",
+}
+MODES = tuple(MODE_HELP)
+
+
+def _modes_epilog() -> str:
+    """The ``modes:`` block of ``prime bench --help``: every mode with what it measures, wrapped."""
+    import textwrap
+
+    lines = ["modes (default sample; each prints a table, or one JSON object with --json):"]
+    for mode, text in MODE_HELP.items():
+        lines += textwrap.wrap(
+            text, 96, initial_indent=f"  {mode:<11} ", subsequent_indent=" " * 14, break_on_hyphens=False
+        )
+    return "\n".join(lines)
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -40,11 +58,17 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = sub.add_parser(
         "bench",
         parents=[common],
-        help="benchmarks: sampler overhead/NFE/idle steps, matmul peak, training, GUI",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        help="benchmarks: " + ", ".join(MODES),
+        description="Run one benchmark and print its table (or one JSON object with --json).",
+        epilog=_modes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "mode", nargs="?", choices=MODES, default="sample", help="what to measure (default sample)"
+        "mode",
+        nargs="?",
+        choices=MODES,
+        default="sample",
+        help="what to measure (default sample; see modes below)",
     )
     p.add_argument("--ell", type=int, nargs="+", default=[1, 2, 4, 8], help="sample: sub-tokens per token")
     p.add_argument("--steps", type=int, nargs="+", default=[64, 256, 1024], help="sample: step counts T")

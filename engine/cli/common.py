@@ -21,6 +21,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "CliError",
+    "DefaultsHelpFormatter",
     "Interrupted",
     "Parser",
     "add_common_flags",
@@ -54,6 +55,25 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Raise the usage error as :class:`CliError` instead of exiting."""
         raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, ``(default X)``, unless its help already says it.
+
+    Flags without a value (``store_true``) and options without a default get nothing added.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text.lower()
+            or action.default in (None, argparse.SUPPRESS)
+            or action.nargs == 0
+            or not action.option_strings
+        ):
+            return action.help
+        default = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+        return f"{text} (default {default})".strip()
 
 
 def json_safe(value: Any, _depth: int = 0) -> Any:

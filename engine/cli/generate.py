@@ -31,7 +31,7 @@ from engine.api import (
     SampleResult,
     SampleStep,
 )
-from engine.cli.common import Interrupted, emit
+from engine.cli.common import DefaultsHelpFormatter, Interrupted, emit
 from engine.cli.conditions import conditioning_summary, image_condition_from_flags, text_condition_from_flags
 from engine.device import configure_cpu_threads, pick_device
 from engine.files.atomic import DiskFullError, atomic_path, disk_full
@@ -49,17 +49,34 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         parents=[common],
         help="sample images (PNG grid) or text (.txt)",
         description="Sample from a model. Image models write a PNG grid, text models a text file.",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--model", required=True, help="library name or path of a .safetensors model")
     p.add_argument("--out", required=True, help="output file: .png for image models, e.g. .txt for text")
     p.add_argument("--steps", type=int, default=64, help="denoising steps T (default 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num", type=int, default=1, help="number of samples (default 1)")
-    p.add_argument("--temperature", type=float, default=1.0, help="temperature at t=1 (default 1)")
-    p.add_argument("--temperature-end", type=float, help="temperature at t=0 (linear in t); default constant")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1] (1 = off)")
-    p.add_argument("--reveal", choices=REVEAL_MODES, default="joint", help="how masked digits are drawn")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed (default 0) of the one random stream the whole batch draws from: the same model, "
+        "seed, --num and settings give the same samples; sample 2 of a batch is not sample 1 of another seed",
+    )
+    p.add_argument("--num", type=int, default=1, help="number of samples")
+    p.add_argument("--temperature", type=float, default=1.0, help="temperature at t=1")
+    p.add_argument(
+        "--temperature-end",
+        type=float,
+        help="temperature at t=0, linear in t (default: --temperature throughout)",
+    )
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens; 0 = off")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1]; 1.0 = off")
+    p.add_argument(
+        "--reveal",
+        choices=REVEAL_MODES,
+        default="joint",
+        help="how masked digits are drawn: joint = one token drawn from the filtered distribution, "
+        "then its masked digits revealed; marginal = each digit drawn from its own marginal",
+    )
     p.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -68,19 +85,22 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "ancestral = the model's own sampler; confidence / margin / entropy = the most certain digits "
         "first; threshold = every digit whose confidence reaches --threshold",
     )
-    p.add_argument(
-        "--threshold", type=float, default=0.9, help="tau in [0, 1] for --strategy threshold (default 0.9)"
-    )
+    p.add_argument("--threshold", type=float, default=0.9, help="tau in [0, 1] for --strategy threshold")
     p.add_argument(
         "--threads",
         type=int,
         help="torch CPU threads (default: the cores the load average leaves free; PRIME_THREADS overrides)",
     )
     p.add_argument(
-        "--corrector", type=float, default=0.0, help="fraction of digits re-masked per step (0 = off)"
+        "--corrector", type=float, default=0.0, help="fraction of digits re-masked per step; 0.0 = off"
     )
-    p.add_argument("--time-warp", type=float, default=1.0, help="time grid t_k = (k/T)**warp (default 1)")
-    p.add_argument("--no-cache", action="store_true", help="call the network on idle steps too")
+    p.add_argument("--time-warp", type=float, default=1.0, help="time grid t_k = (1 - k/T)**warp, k = 0..T")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="call the network on idle steps too (default: "
+        "reuse the previous network output when no digit changed)",
+    )
     p.add_argument("--prompt", help="text models: fixed text at the start")
     p.add_argument("--suffix", help="text models: fixed text after the generated span (infilling)")
     p.add_argument(
@@ -103,8 +123,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "with --keep-digits the box keeps its high digits",
     )
     p.add_argument("--trajectory", help="also write an animated GIF of the denoising (.gif)")
-    p.add_argument("--scale", type=int, help="image upscale factor for the PNG/GIF (default: auto)")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        help="image upscale factor for the PNG/GIF (default: "
+        "auto: each sample about 96 px on its longer side)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(run=run_generate)
 
 
@@ -272,13 +297,25 @@ def all_or_nothing() -> Generator[_OutputSet, None, None]:
             files.disarm()
 
 
-def _write_text(out: Path, texts: list[str], seed: int) -> None:
+def sample_separator(index: int, count: int, seed: int) -> str:
+    """The line before sample ``index`` (0-based) of a multi-sample text output.
+
+    All samples of a batch come from one random stream seeded by ``seed`` (one generator for the
+    batch, :func:`engine.sampling.iter_sample`), so a sample is named by its place in the batch and
+    the batch's seed and size, not by a seed of its own.
+    """
+    return f"--- sample {index + 1} of {count} (seed {seed}, --num {count}) ---"
+
+
+def samples_text(texts: list[str], seed: int) -> str:
+    """The samples as one text: a single sample as it is, several each under its separator line."""
     if len(texts) == 1:
-        body = texts[0]
-    else:
-        body = "\n\n".join(
-            f"=== sample {i + 1} of {len(texts)} (seed {seed}) ===\n{t}" for i, t in enumerate(texts)
-        )
+        return texts[0]
+    return "\n".join(f"{sample_separator(i, len(texts), seed)}\n{t}" for i, t in enumerate(texts))
+
+
+def _write_text(out: Path, texts: list[str], seed: int) -> None:
+    body = samples_text(texts, seed)
     out.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")  # a temporary
 
 
@@ -381,7 +418,10 @@ def run_generate(args: argparse.Namespace) -> int:
         f"({request.num_samples} sample(s), {result.steps_done}/{request.steps} steps, "
         f"NFE {_span(result.nfe)}, idle steps {_span(result.idle_steps)}, {result.seconds:.2f} s)"
     )
-    text = summary if texts is None else "\n".join([*texts, summary])
+    if texts is None:
+        text = summary
+    else:  # several samples: the summary under a closing rule, so the last sample ends visibly
+        text = "\n".join([samples_text(texts, request.seed), *(["---"] if len(texts) > 1 else []), summary])
     if result.cancelled:
         text += "\ninterrupted: wrote the partial result"
     emit(args, payload, text)

@@ -5,8 +5,9 @@ modality and image channels are guessed from the data when not given) or fine-tu
 (``--from MODEL``: its config decides the preprocessing). A progress bar with ETA goes to
 stderr; ``--json`` prints one JSON object per event on stdout instead. Ctrl-C once cancels
 cleanly (a checkpoint is written; ``--resume`` continues), twice aborts. ``--dry-run`` prints the
-pre-flight report and trains nothing. ``--recipe NAME`` retrains a bundled model from
-:mod:`engine.training.recipes` (flags override its settings). Under ``torchrun`` only rank 0 prints.
+pre-flight report and trains nothing (with ``--recipe``, the report of the recipe's data, which
+is built in code). ``--recipe NAME`` retrains a bundled model from :mod:`engine.training.recipes`
+(flags override its settings). Under ``torchrun`` only rank 0 prints.
 """
 
 from __future__ import annotations
@@ -16,18 +17,23 @@ import json
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from PIL import Image
 
 from engine.api import CancelToken
 from engine.cli.common import resolve_model_path
 from engine.config import SIZES, ModelConfig
-from engine.data import DataError, preflight, printable
+from engine.data import DataError, PreflightReport, TokenData, preflight, printable
 from engine.data.arrays import read_arrays
 from engine.data.files import Skipped, open_regular, scan
 from engine.data.images import DEFAULT_MAX_PIXELS
+from engine.data.quality import flat_mask
+from engine.data.text import tokens_to_str
 from engine.files.convert import tokens_to_images
 from engine.files.media import auto_scale, grid, save_png
 from engine.files.modelfile import read_model_info
@@ -35,14 +41,27 @@ from engine.training.config import LR_SCHEDULES, TRAIN_OBJECTIVES, TrainConfig
 from engine.training.events import TrainSummary
 from engine.training.loop import iter_train
 from engine.training.progress import Progress
-from engine.training.recipes import get_recipe
+from engine.training.recipes import RECIPES, Recipe, get_recipe
 
-DEFAULT_ELL = 2  # Prime's recommended setting for 8-bit data (PRIME.md §6: l = 2 beat MDM on CIFAR-10)
+DEFAULT_ELL = 2  # Prime's recommended setting for 8-bit data (ell = 2 beat MDM on CIFAR-10 in the paper)
+
+
+def _recipes_epilog() -> str:
+    """The ``recipes:`` block of ``prime train --help``: every recipe name with what it makes."""
+    lines = ["recipes (--recipe NAME retrains a bundled model; --dry-run --recipe NAME checks its data):"]
+    width = max(len(name) for name in RECIPES)
+    lines += [f"  {name:<{width}}  {recipe.summary}" for name, recipe in RECIPES.items()]
+    return "\n".join(lines)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``prime train``."""
-    p = subparsers.add_parser("train", help="train or fine-tune a model on a folder of images or text")
+    p = subparsers.add_parser(
+        "train",
+        help="train or fine-tune a model on a folder of images or text",
+        epilog=_recipes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--data",
         help="a folder or file of images, .npy/.npz/IDX arrays, or text (any name; judged by content); "
@@ -52,7 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--from", dest="parent", metavar="MODEL", help="fine-tune this model (library name or path)"
     )
-    p.add_argument("--recipe", help="retrain a bundled model from its recipe (its data, model, settings)")
+    p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        metavar="NAME",
+        help=f"retrain a bundled model from its recipe (its data, model, settings): {', '.join(RECIPES)}",
+    )
     g = p.add_argument_group("new model (ignored with --from)")
     g.add_argument("--modality", choices=("image", "text"), help="default: guessed from the data")
     g.add_argument("--size", default="small", help="backbone preset: tiny, small or base")
@@ -272,9 +296,11 @@ def run_train(args: argparse.Namespace) -> int:
             mcfg = model = model_config_from_args(args)
     rank = int(os.environ.get("RANK", "0"))
     if args.dry_run:
+        preview = max(1, args.preview_count)
         if args.recipe:
-            raise ValueError("--dry-run checks a --data path; a recipe's data is built in code")
-        report = preflight(args.data, mcfg, cfg.data_options(), preview=max(1, args.preview_count))
+            report = recipe_report(recipe, data, preview)
+        else:
+            report = preflight(args.data, mcfg, cfg.data_options(), preview=preview)
         if args.preview and report.ok:
             _save_preview(args.preview, report, mcfg)
         if args.json:
@@ -333,6 +359,96 @@ def run_train(args: argparse.Namespace) -> int:
     if rank == 0 and args.json:
         print(json.dumps({"kind": "summary", **summary.to_dict()}), flush=True)
     return 130 if summary.cancelled else 0
+
+
+@dataclass(frozen=True, eq=False)
+class RecipeReport(PreflightReport):
+    """The pre-flight report of a recipe's data: built in code, so no files, no resizing."""
+
+    recipe: str = ""
+    source: str = ""
+
+    def target_line(self) -> str:
+        """What the model expects, and that the recipe made the items."""
+        geo = self.model
+        if self.modality == "image":
+            kind = "grey" if geo["channels"] == 1 else "RGB"
+            shape = f"{geo['height']}x{geo['width']} {kind} images, {geo['num_classes']} levels per channel"
+        else:
+            shape = f"sequences of {geo['seq_len']} byte tokens"
+        return f"{shape}; items built in code by the recipe {self.recipe} (no resizing or data options)"
+
+    def counts_line(self) -> str:
+        """Items and their split (a recipe reads no folder)."""
+        return (
+            "no files read (the recipe builds its items in code); "
+            f"{self.items} items ({self.train_items} for training, {self.val_items} for validation)"
+        )
+
+
+def recipe_report(recipe: Recipe, data: TokenData, preview: int) -> PreflightReport:
+    """The pre-flight report of a recipe's :class:`TokenData`, as ``--dry-run`` shows a folder's.
+
+    The same checks as for a folder, on the items the recipe builds: they fit the recipe's model
+    (modality, length, levels), flat items are counted, the split is stated, and ``preview`` items
+    spread over the training items are shown exactly as the model will see them.
+    """
+    config = recipe.model
+    problem = None
+    try:
+        data.check_model(config)
+    except DataError as exc:
+        problem = str(exc)
+    stats: dict[str, Any] = {"source": recipe.source}
+    n_all = len(data)
+    flat_sources: tuple[str, ...] = ()
+    n_flat = 0
+    if n_all:
+        flat = flat_mask(data.tokens, config.modality, config.channels, config.num_classes)
+        n_flat = int(flat.sum())
+        flat_sources = tuple(data.sources[int(data.groups[i])] for i in np.flatnonzero(flat)[:1000])
+        what = "one flat colour" if config.modality == "image" else "blank (whitespace or one repeated byte)"
+        stats["flat items"] = f"{n_flat:,} of {n_all:,} ({n_flat / n_all:.1%}) are {what}"
+        counts = np.bincount(data.tokens.reshape(-1).astype(np.int64), minlength=config.num_classes)
+        mean = float(counts @ np.arange(len(counts))) / max(1, int(counts.sum()))
+        stats["token values"] = f"{int((counts > 0).sum())} of {config.num_classes} used, mean {mean:.1f}"
+    if problem is None and len(data.train_index) == 0:
+        problem = "the recipe's data has no training items"
+    pool = data.train_index if len(data.train_index) else np.arange(n_all)
+    k = min(preview, len(pool))
+    pick = pool[np.linspace(0, len(pool) - 1, k).round().astype(np.int64)] if k else np.zeros(0, np.int64)
+    L = config.seq_length
+    return RecipeReport(
+        path=f"recipe {recipe.name}",
+        modality=config.modality,
+        files_found=0,
+        files_used=0,
+        skipped=(),
+        hidden_ignored=0,
+        items=n_all,
+        train_items=len(data.train_index),
+        val_items=len(data.val_index),
+        stats=stats,
+        preview_tokens=data.batch(pick) if k else torch.zeros((0, L), dtype=torch.int64),
+        preview_text=tuple(tokens_to_str(data.tokens[i]) for i in pick) if config.modality == "text" else (),
+        preview_sources=tuple(printable(data.sources[int(data.groups[i])]) for i in pick),
+        fingerprint=data.fingerprint,
+        options={"recipe": recipe.name},
+        model={
+            "modality": config.modality,
+            "num_classes": config.num_classes,
+            "height": config.height,
+            "width": config.width,
+            "channels": config.channels,
+            "seq_len": config.seq_length,
+        },
+        problem=problem,
+        data=data if problem is None else None,
+        flat_items=n_flat,
+        flat_sources=flat_sources,
+        recipe=recipe.name,
+        source=recipe.source,
+    )
 
 
 def _save_preview(path: str, report: Any, config: ModelConfig) -> None:

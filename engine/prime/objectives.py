@@ -2,7 +2,7 @@
 
 Each objective is a plain function of (logits, y_t, x0, t) returning nats per sequence (B,):
 
-- ``valid_bound``: the continuous-time upper bound on -log p(x0) (PRIME.md §4). Per-item Monte
+- ``valid_bound``: the continuous-time upper bound on -log p(x0) (docs/METHOD.md §4). Per-item Monte
   Carlo estimate at the given t; its mean over t ~ U(0, 1) bounds the NLL. Report only this.
 - ``masked_digit_ce``: unweighted cross-entropy of the masked digits' marginals (a training loss).
 - ``paper_surrogate``: the paper's objective, scoring masked digits of a token jointly with w(t).

@@ -104,8 +104,8 @@ def evaluate(
     if not math.isfinite(mean):
         raise ValueError("the valid bound is not finite: the model produces NaN or infinite logits")
     how = (
-        f"continuous-time valid bound (PRIME.md §4), Monte Carlo over t stratified across {n} {split} items "
-        f"x {passes} pass(es), seed {seed}; stderr = std/sqrt(items)"
+        f"continuous-time valid bound (docs/METHOD.md §4), Monte Carlo over t stratified across {n} {split} "
+        f"items x {passes} pass(es), seed {seed}; stderr = std/sqrt(items)"
     )
     return EvalResult(
         nats_per_token=mean,

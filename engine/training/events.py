@@ -42,7 +42,7 @@ class TrainCancelToken(CancelToken):
 
 @dataclass(frozen=True)
 class EvalResult:
-    """The valid bound (PRIME.md §4) on held-out items, with its Monte-Carlo standard error.
+    """The valid bound (docs/METHOD.md §4) on held-out items, with its Monte-Carlo standard error.
 
     A token is one sub-pixel (one channel value) or one byte, so bits per dimension equals bits
     per token here. perplexity = exp(nats per token), so it too is an upper bound. The standard

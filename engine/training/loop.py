@@ -7,7 +7,7 @@ AdamW with warm-up and constant/cosine learning rate, and update the EMA weights
 step k comes from a generator seeded by (seed, k, micro-batch, rank) and the data order from
 (seed, epoch), so a resumed run sees exactly the items and noise an uninterrupted run would.
 
-The default objective is ``masked_ce`` (unweighted cross-entropy over masked digits): PRIME.md §4
+The default objective is ``masked_ce`` (unweighted cross-entropy over masked digits): docs/METHOD.md §4
 reports it learning faster than the 1/t-weighted bound, whose weight makes gradients noisy at
 small t. Measured here (sklearn digits, ell = 2, d_model 64 x 2 layers, batch 64, lr 2e-3, 400
 steps, same seed; held-out valid bound, 297 items x 4 passes, paired t and noise, stderr ~0.023):

@@ -468,31 +468,28 @@ class CanvasPanel(QWidget):
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._show_legend()
 
-        # two rows of tools; each toolbar overflows into a menu on narrow windows
+        # three short rows of tools, so none overflows into a chevron menu beside the docks on a
+        # 1366-px screen: what is shown, what to regenerate, the inpaint mask
         bar = QToolBar()
         bar.setObjectName("canvasView")
         for w in (QLabel("View "), self.mode, QLabel(" Zoom "), self.zoom):
             bar.addWidget(w)
-        bar.addSeparator()
+        regenerate = QToolBar()
+        regenerate.setObjectName("canvasRegenerate")
         for w in (self.keep, self.detail):
-            bar.addWidget(w)
+            regenerate.addWidget(w)
+        regenerate.addSeparator()
+        for w in (self.inpaint, self.keep_mask):
+            regenerate.addWidget(w)
         edit = QToolBar()
         edit.setObjectName("canvasInpaint")
-        for w in (
-            QLabel("Inpaint mask "),
-            self.brush,
-            self.eraser,
-            self.size_label,
-            self.size,
-            self.clear,
-            self.keep_mask,
-            self.inpaint,
-        ):
+        for w in (QLabel("Inpaint mask "), self.brush, self.eraser, self.size_label, self.size, self.clear):
             edit.addWidget(w)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(bar)
+        layout.addWidget(regenerate)
         layout.addWidget(edit)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.legend)

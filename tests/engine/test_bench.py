@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_expected_idle_steps_closed_form() -> None:
-    # PRIME.md §5: at T = L = 1024, 36.8% idle for MDM, 13.5% for ell = 2, 1.8% for ell = 4
+    # docs/METHOD.md §6: at T = L = 1024, 36.8% idle for MDM, 13.5% for ell = 2, 1.8% for ell = 4
     for ell, share in [(1, 0.368), (2, 0.135), (4, 0.018)]:
         assert expected_idle_steps(1024, 1024 * ell) / 1024 == pytest.approx(share, abs=0.001)
 

@@ -1,4 +1,4 @@
-"""Exact enumeration on tiny cases (PRIME.md §4): with the exact posterior as the model, the valid
+"""Exact enumeration on tiny cases (docs/METHOD.md §4): with the exact posterior as the model, the valid
 bound equals the data entropy, and the paper surrogate falls below it when digits are dependent."""
 
 import itertools
