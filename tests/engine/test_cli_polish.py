@@ -17,16 +17,10 @@ from engine.cli import build_parser, main
 from engine.cli.common import printable
 from engine.files.modelfile import DIGEST_KEY, tensor_digest
 from engine.training.recipes import RECIPES
+from tests.engine.test_cli import TINY, run
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["--d-model", "16", "--n-layers", "1", "--n-heads", "2"]
 BENCH_MODES = ("sample", "matmul", "train", "gui", "quality", "objectives")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def help_text(capsys: pytest.CaptureFixture[str], command: str) -> str:
