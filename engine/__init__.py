@@ -19,6 +19,7 @@ from engine.data import (
     PreflightReport,
     TokenData,
     array_dataset,
+    learn_vocabulary,
     load_data,
     parse_background,
     preflight,
@@ -83,6 +84,15 @@ from engine.sampling import (
     region_condition,
     sample,
     text_condition,
+)
+from engine.tokenizer import (
+    BYTES,
+    BpeTokenizer,
+    ByteTokenizer,
+    LearnedVocabulary,
+    TokenizerError,
+    learn_bpe,
+    tokenizer_of,
 )
 from engine.training import (
     CheckpointError,
@@ -173,6 +183,14 @@ __all__ = [
     "save_trajectory",
     "text_condition",
     "text_to_tokens",
+    "BYTES",
+    "BpeTokenizer",
+    "ByteTokenizer",
+    "LearnedVocabulary",
+    "TokenizerError",
+    "learn_bpe",
+    "learn_vocabulary",
+    "tokenizer_of",
     "tokens_to_bytes",
     "tokens_to_images",
     "tokens_to_text",

@@ -75,7 +75,11 @@ class ModelConfig:
     """Everything needed to rebuild a model: modality, codec, backbone and schedule.
 
     Images have ``height * width * channels`` tokens with ``num_classes`` grey/colour levels;
-    text has ``seq_len`` byte tokens (``num_classes`` = 256).
+    text has ``seq_len`` tokens: bytes (``tokenizer="bytes"``, ``num_classes`` = 256) or entries of
+    a learned BPE vocabulary (``tokenizer="bpe"``, ``num_classes`` = its size). The vocabulary
+    object rides along in ``vocabulary`` (not part of ``to_dict``: model files and checkpoints store
+    its JSON under a metadata key of its own); a config read from a header alone may lack it, and
+    then a model cannot be built from it.
     """
 
     modality: str
@@ -103,6 +107,8 @@ class ModelConfig:
     schedule_power: float = 3.0
     # optional Prime-v2 index shuffling: a permutation of range(num_classes)
     permutation: tuple[int, ...] | None = field(default=None)
+    # the BPE vocabulary (engine.tokenizer.BpeTokenizer) of a tokenizer="bpe" text model
+    vocabulary: Any = field(default=None, compare=False, repr=False)
 
     def _check_types(self) -> None:
         """Ints are real integers (not floats or bools), floats are finite numbers, strings are str."""
@@ -194,12 +200,26 @@ class ModelConfig:
                 raise ValueError(f"text models need seq_len >= 1, got {self.seq_len}")
             if self.height or self.width or self.channels:
                 raise ValueError("height/width/channels are for image models")
-            if self.tokenizer not in ("", "bytes"):
-                raise ValueError(f"tokenizer must be 'bytes', got {self.tokenizer!r}")
+            if self.tokenizer not in ("", "bytes", "bpe"):
+                raise ValueError(f"tokenizer must be 'bytes' or 'bpe', got {self.tokenizer!r}")
             if self.tokenizer == "":
                 object.__setattr__(self, "tokenizer", "bytes")
-            if self.num_classes != 256:
+            if self.tokenizer == "bytes" and self.num_classes != 256:
                 raise ValueError(f"byte-level text models need num_classes=256, got {self.num_classes}")
+            if self.tokenizer == "bytes" and self.vocabulary is not None:
+                raise ValueError("a byte-level text model has no vocabulary")
+            if self.tokenizer == "bpe":
+                if self.num_classes < 257:
+                    raise ValueError(
+                        f"a BPE vocabulary has at least 257 entries, got num_classes={self.num_classes}"
+                    )
+                size = getattr(self.vocabulary, "vocab_size", None)
+                if self.vocabulary is not None and size != self.num_classes:
+                    raise ValueError(
+                        f"the vocabulary has {size} entries but num_classes (C) is {self.num_classes}"
+                    )
+        if self.modality == "image" and self.vocabulary is not None:
+            raise ValueError("image models have no vocabulary")
         if self.permutation is not None:
             if not isinstance(self.permutation, (tuple, list)) or any(
                 isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in self.permutation
@@ -223,16 +243,19 @@ class ModelConfig:
         return self.seq_len
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (permutation as a list)."""
-        out = dataclasses.asdict(self)
+        """JSON-ready dict (permutation as a list; the vocabulary is stored apart, see the class)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "vocabulary"}
         if self.permutation is not None:
             out["permutation"] = list(self.permutation)
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build from a dict, rejecting unknown keys by name."""
+    def from_dict(cls, data: dict[str, Any], vocabulary: Any = None) -> ModelConfig:
+        """Build from a dict (and the vocabulary stored beside it), rejecting unknown keys by name."""
         kwargs = _strict_kwargs(cls, data)
+        if "vocabulary" in kwargs:
+            raise ValueError("unknown ModelConfig keys: vocabulary (it is stored apart from the config)")
+        kwargs["vocabulary"] = vocabulary
         kwargs.setdefault("positions", "learned")  # written before the field existed
         perm = kwargs.get("permutation")
         if perm is not None:

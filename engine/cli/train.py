@@ -28,8 +28,9 @@ from PIL import Image
 from engine.api import CancelToken
 from engine.cli.common import resolve_model_path
 from engine.config import SIZES, ModelConfig
-from engine.data import DataError, PreflightReport, TokenData, preflight, printable
+from engine.data import DataError, PreflightReport, TokenData, learn_vocabulary, preflight, printable
 from engine.data.arrays import read_arrays
+from engine.data.collect import vocabulary_stats
 from engine.data.files import Skipped, open_regular, scan
 from engine.data.images import DEFAULT_MAX_PIXELS
 from engine.data.quality import flat_mask
@@ -37,6 +38,7 @@ from engine.data.text import tokens_to_str
 from engine.files.convert import tokens_to_images
 from engine.files.media import auto_scale, grid, save_png
 from engine.files.modelfile import read_model_info
+from engine.tokenizer import BYTES
 from engine.training.config import LR_SCHEDULES, TRAIN_OBJECTIVES, TrainConfig
 from engine.training.events import TrainSummary
 from engine.training.loop import iter_train
@@ -84,7 +86,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--width", type=int, help="image width (default: the height)")
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 grey or 3 RGB (default: from the data)")
     g.add_argument("--levels", type=int, default=256, help="image levels C (default 256)")
-    g.add_argument("--seq-len", type=int, default=128, help="text bytes per sequence (default 128)")
+    g.add_argument("--seq-len", type=int, default=128, help="text tokens per sequence (default 128)")
+    g.add_argument(
+        "--tokenizer",
+        choices=("bytes", "bpe"),
+        default="bytes",
+        help="text tokens: raw bytes (C = 256) or a byte-level BPE vocabulary learned from the "
+        "training split (C = --vocab); fine-tuning keeps the parent's",
+    )
+    g.add_argument(
+        "--vocab",
+        type=int,
+        default=4096,
+        help="--tokenizer bpe: vocabulary entries to learn (257..65536, default 4096)",
+    )
     g.add_argument(
         "--ell", type=int, default=DEFAULT_ELL, help=f"sub-tokens per token (default {DEFAULT_ELL})"
     )
@@ -257,6 +272,19 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         "n_heads": args.n_heads or n_heads,
     }
     if modality == "text":
+        if getattr(args, "tokenizer", "bytes") == "bpe":
+            learned = learn_vocabulary(args.data, args.vocab, train_config_from_args(args).data_options())
+            if learned.note:
+                print(f"note: {learned.note}", file=sys.stderr)
+            vocab = learned.tokenizer
+            return ModelConfig(
+                modality="text",
+                num_classes=vocab.vocab_size,
+                seq_len=args.seq_len,
+                tokenizer="bpe",
+                vocabulary=vocab,
+                **common,
+            )
         return ModelConfig(modality="text", num_classes=256, seq_len=args.seq_len, **common)
     return ModelConfig(
         modality="image",
@@ -279,8 +307,8 @@ def run_train(args: argparse.Namespace) -> int:
             raise ValueError("--recipe brings its own data and model; drop --data and --from")
         recipe = get_recipe(args.recipe)
         cfg = train_config_from_args(args, recipe.train)
-        mcfg = model = recipe.model
-        data: Any = recipe.data()
+        mcfg, data = recipe.prepare()
+        model = mcfg
         card = recipe.card()
     else:
         if not args.data:
@@ -298,7 +326,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         preview = max(1, args.preview_count)
         if args.recipe:
-            report = recipe_report(recipe, data, preview)
+            report = recipe_report(recipe, data, preview, mcfg)
         else:
             report = preflight(args.data, mcfg, cfg.data_options(), preview=preview)
         if args.preview and report.ok:
@@ -386,25 +414,35 @@ class RecipeReport(PreflightReport):
         )
 
 
-def recipe_report(recipe: Recipe, data: TokenData, preview: int) -> PreflightReport:
+def recipe_report(
+    recipe: Recipe, data: TokenData, preview: int, config: ModelConfig | None = None
+) -> PreflightReport:
     """The pre-flight report of a recipe's :class:`TokenData`, as ``--dry-run`` shows a folder's.
 
     The same checks as for a folder, on the items the recipe builds: they fit the recipe's model
     (modality, length, levels), flat items are counted, the split is stated, and ``preview`` items
     spread over the training items are shown exactly as the model will see them.
     """
-    config = recipe.model
+    config = config or recipe.prepare()[0]
     problem = None
     try:
         data.check_model(config)
     except DataError as exc:
         problem = str(exc)
     stats: dict[str, Any] = {"source": recipe.source}
+    if config.vocabulary is not None:
+        vocab = config.vocabulary
+        lengths = np.array([len(vocab.token_bytes(i)) for i in range(vocab.vocab_size)], dtype=np.int64)
+        stats.update(
+            vocabulary_stats(vocab, int(lengths[data.tokens.reshape(-1)].sum()), int(data.tokens.size))
+        )
     n_all = len(data)
     flat_sources: tuple[str, ...] = ()
     n_flat = 0
     if n_all:
-        flat = flat_mask(data.tokens, config.modality, config.channels, config.num_classes)
+        flat = flat_mask(
+            data.tokens, config.modality, config.channels, config.num_classes, vocabulary=config.vocabulary
+        )
         n_flat = int(flat.sum())
         flat_sources = tuple(data.sources[int(data.groups[i])] for i in np.flatnonzero(flat)[:1000])
         what = "one flat colour" if config.modality == "image" else "blank (whitespace or one repeated byte)"
@@ -430,7 +468,11 @@ def recipe_report(recipe: Recipe, data: TokenData, preview: int) -> PreflightRep
         val_items=len(data.val_index),
         stats=stats,
         preview_tokens=data.batch(pick) if k else torch.zeros((0, L), dtype=torch.int64),
-        preview_text=tuple(tokens_to_str(data.tokens[i]) for i in pick) if config.modality == "text" else (),
+        preview_text=tuple(
+            tokens_to_str(data.tokens[i], config.vocabulary or BYTES, boundaries=True) for i in pick
+        )
+        if config.modality == "text"
+        else (),
         preview_sources=tuple(printable(data.sources[int(data.groups[i])]) for i in pick),
         fingerprint=data.fingerprint,
         options={"recipe": recipe.name},

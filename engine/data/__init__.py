@@ -2,7 +2,8 @@
 
 Everything is decoded once into a :class:`TokenData` (tokens (N, L) plus a deterministic
 train/validation split by source file); :func:`preflight` reports what a path holds before any
-training. It imports only :mod:`engine.config` (and Pillow/numpy); training and the CLI build on it.
+training. It imports only :mod:`engine.config` and :mod:`engine.tokenizer` (and Pillow/numpy);
+training and the CLI build on it.
 """
 
 from engine.data.dataset import TokenData, array_dataset, split_indices
@@ -12,6 +13,7 @@ from engine.data.options import DataOptions
 from engine.data.preflight import load_data, preflight
 from engine.data.report import PreflightReport, printable
 from engine.data.text import PAD_BYTE, TEXT_MODES
+from engine.data.vocabulary import learn_vocabulary
 
 __all__ = [
     "BACKGROUNDS",
@@ -27,6 +29,7 @@ __all__ = [
     "TokenData",
     "array_dataset",
     "load_data",
+    "learn_vocabulary",
     "looks_like_text",
     "parse_background",
     "preflight",

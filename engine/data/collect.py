@@ -21,7 +21,8 @@ from engine.data.files import BINARY, RECORD_EXTENSIONS, UNREADABLE, Scan, Skipp
 from engine.data.images import DecodedImage, array_tokens, decode_image, parse_background
 from engine.data.options import DataOptions
 from engine.data.records import read_records
-from engine.data.text import SEPARATOR, chunk_document, is_valid_utf8, pack_documents
+from engine.data.text import SEPARATOR, chunk_document, chunk_ids, is_valid_utf8, pack_documents, pack_ids
+from engine.tokenizer import BpeTokenizer, tokenizer_of
 
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -177,10 +178,29 @@ def load_images(s: Scan, config: ModelConfig, opt: DataOptions, items: Items, sk
 # --------------------------------------------------------------------------- text
 
 
-def load_texts(
-    s: Scan, config: ModelConfig, opt: DataOptions, items: Items, skipped: list[Skipped], warnings: list[str]
-) -> dict:
-    """Read text files (and CSV/JSONL records with ``column``) and cut them into sequences."""
+def vocabulary_stats(tok: BpeTokenizer, n_bytes: int, n_ids: int) -> dict[str, str]:
+    """Report lines on a BPE vocabulary and how well it covers these documents."""
+    out: dict[str, str] = {}
+    bpt = n_bytes / n_ids if n_ids else 0.0
+    own = getattr(tok, "trained_bytes_per_token", None)
+    line = f"{tok.vocab_size:,} entries (byte-level BPE), {bpt:.2f} bytes per token on this data"
+    if own:
+        line += f"; {own:.2f} on the data it was learned from"
+        if bpt < 0.75 * own:
+            line += (
+                " \u2014 this data is covered poorly (another script or language?): the model sees it "
+                "in short pieces"
+            )
+    out["vocabulary"] = line
+    longest = tok.longest_tokens(6)
+    out["longest tokens"] = ", ".join(repr(t.decode("utf-8", errors="replace")) for t in longest)
+    return out
+
+
+def read_documents(
+    s: Scan, opt: DataOptions, items: Items, skipped: list[Skipped], warnings: list[str]
+) -> tuple[list[bytes], list[int], int]:
+    """Text files (and CSV/JSONL records with ``column``) -> (documents, group of each, record files)."""
     docs: list[bytes] = []
     doc_group: list[int] = []
     left_out = records_files = 0
@@ -220,16 +240,41 @@ def load_texts(
         warnings.append(
             f"{left_out:,} records were left out: not JSON objects, or without the column {opt.column!r}"
         )
+    return docs, doc_group, records_files
+
+
+def load_texts(
+    s: Scan, config: ModelConfig, opt: DataOptions, items: Items, skipped: list[Skipped], warnings: list[str]
+) -> dict:
+    """Read text files (and CSV/JSONL records with ``column``) and cut them into sequences."""
+    docs, doc_group, records_files = read_documents(s, opt, items, skipped, warnings)
     L = config.seq_length
-    if opt.text_mode == "pad":
-        chunks = [chunk_document(d, L) for d in docs]
-        tokens = np.concatenate(chunks) if chunks else np.zeros((0, L), np.uint8)
-        groups = np.repeat(np.asarray(doc_group, dtype=np.int64), [len(c) for c in chunks])
-    elif docs:
-        tokens, first = pack_documents(docs, L)
-        groups = np.asarray(doc_group, dtype=np.int64)[first]
+    tok = tokenizer_of(config)
+    unit = "bytes" if tok.kind == "bytes" else "tokens"
+    n_ids = 0
+    if tok.kind == "bytes":
+        if opt.text_mode == "pad":
+            chunks = [chunk_document(d, L) for d in docs]
+            tokens = np.concatenate(chunks) if chunks else np.zeros((0, L), np.uint8)
+            groups = np.repeat(np.asarray(doc_group, dtype=np.int64), [len(c) for c in chunks])
+        elif docs:
+            tokens, first = pack_documents(docs, L)
+            groups = np.asarray(doc_group, dtype=np.int64)[first]
+        else:
+            tokens, groups = np.zeros((0, L), np.uint8), np.zeros(0, np.int64)
     else:
-        tokens, groups = np.zeros((0, L), np.uint8), np.zeros(0, np.int64)
+        pad = int(tok.encode(b"\n")[0])
+        encoded = tok.encode_batch(docs)
+        n_ids = sum(len(e) for e in encoded)
+        if opt.text_mode == "pad":
+            chunks = [chunk_ids(e, L, pad) for e in encoded]
+            tokens = np.concatenate(chunks) if chunks else np.zeros((0, L), np.uint16)
+            groups = np.repeat(np.asarray(doc_group, dtype=np.int64), [len(c) for c in chunks])
+        elif docs:
+            tokens, first = pack_ids(encoded, L, pad, tok.encode(SEPARATOR))
+            groups = np.asarray(doc_group, dtype=np.int64)[first]
+        else:
+            tokens, groups = np.zeros((0, L), np.uint16), np.zeros(0, np.int64)
     content = sum(len(d) for d in docs)
     if opt.text_mode == "pack" and docs:
         content += len(SEPARATOR) * (len(docs) - 1)
@@ -251,9 +296,12 @@ def load_texts(
             stats["invalid UTF-8"] = (
                 f"{bad:,} documents are not valid UTF-8 (their bytes are kept as they are)"
             )
-        stats["sequences"] = f"{n_before:,} of {L} bytes" + (
+        stats["sequences"] = f"{n_before:,} of {L} {unit}" + (
             f", the first {len(tokens):,} used" if len(tokens) < n_before else ""
         )
+        if tok.kind != "bytes":
+            stats.update(vocabulary_stats(tok, content, n_ids))
+            content = n_ids + (len(tok.encode(SEPARATOR)) * (len(docs) - 1) if opt.text_mode == "pack" else 0)
         if tokens.size:
             stats["padding"] = f"{1.0 - content / (n_before * L):.1%} of the tokens are newline padding"
     return {"stats": stats, "alpha": False}

@@ -43,6 +43,8 @@ class TokenData:
     val_index: np.ndarray
     fingerprint: str
     description: dict[str, Any] = field(default_factory=dict)
+    # the BPE vocabulary the tokens are ids of (text data tokenized by a learned vocabulary)
+    vocabulary: Any = None
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -139,6 +141,7 @@ def make_token_data(
     seed: int,
     description: dict[str, Any] | None = None,
     val_sources: frozenset[str] | None = None,
+    vocabulary: Any = None,
 ) -> TokenData:
     """Split, fingerprint and wrap preprocessed tokens (N, L).
 
@@ -165,6 +168,7 @@ def make_token_data(
         val_index=val_index,
         fingerprint=fingerprint_tokens(tokens, train_index, val_index, num_classes),
         description=dict(description or {}),
+        vocabulary=vocabulary,
     )
 
 

@@ -26,6 +26,7 @@ from engine.data.options import DataOptions
 from engine.data.quality import FLAT_WARN_SHARE, flat_mask
 from engine.data.report import PreflightReport, printable
 from engine.data.text import tokens_to_str
+from engine.tokenizer import tokenizer_of
 
 PREVIEW_ITEMS = 16
 MAX_FLAT_LISTED = 1000  # the report names at most this many flat items (it counts all)
@@ -39,6 +40,7 @@ def _geometry(config: ModelConfig) -> dict[str, Any]:
         "width": config.width,
         "channels": config.channels,
         "seq_len": config.seq_length,
+        "tokenizer": config.tokenizer if config.modality == "text" else "",
     }
 
 
@@ -118,7 +120,9 @@ def _build(
     stats = loaded["stats"]
     n_all = len(tokens)
     if n_all:
-        flat = flat_mask(tokens, config.modality, config.channels, config.num_classes)
+        flat = flat_mask(
+            tokens, config.modality, config.channels, config.num_classes, vocabulary=config.vocabulary
+        )
         n_flat = int(flat.sum())
         info["flat_items"] = n_flat
         info["flat"] = [sources[int(groups[i])] for i in np.flatnonzero(flat)[:MAX_FLAT_LISTED]]
@@ -216,7 +220,11 @@ def preflight(
         pick = pool[np.linspace(0, len(pool) - 1, k).round().astype(np.int64)] if k else np.zeros(0, np.int64)
         preview_tokens = data.batch(pick) if k else torch.zeros((0, L), dtype=torch.int64)
         preview_sources = tuple(printable(data.sources[int(data.groups[i])]) for i in pick)
-        preview_text = tuple(tokens_to_str(data.tokens[i]) for i in pick) if config.modality == "text" else ()
+        preview_text = (
+            tuple(tokens_to_str(data.tokens[i], tokenizer_of(config), boundaries=True) for i in pick)
+            if config.modality == "text"
+            else ()
+        )
     else:
         preview_tokens, preview_sources, preview_text = torch.zeros((0, L), dtype=torch.int64), (), ()
     return PreflightReport(

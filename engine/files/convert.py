@@ -2,7 +2,8 @@
 
 Images: token = grey/colour level in 0..C-1, laid out (H, W, channels) row-major; pixel values
 0..255 map to levels by round(v * (C - 1) / 255) and back by round(level * 255 / (C - 1)).
-Text: byte-level tokens (C = 256); invalid UTF-8 is kept in the tokens and replaced only for display.
+Text: byte tokens (C = 256) or ids of the model's BPE vocabulary (pass ``tokenizer``, usually
+``model.tokenizer``); invalid UTF-8 is kept in the tokens and replaced only for display.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from engine.config import ModelConfig
+from engine.tokenizer import BYTES, Tokenizer
 
 UNDECIDED_CHAR = "\u2591"
 
@@ -47,30 +49,29 @@ def images_to_tokens(images: np.ndarray, config: ModelConfig) -> torch.Tensor:
     return torch.from_numpy(pixels_to_levels(images, config.num_classes).reshape(images.shape[0], -1))
 
 
-def text_to_tokens(text: str | bytes) -> torch.Tensor:
-    """UTF-8 text (or raw bytes) -> byte tokens (L,) int64."""
-    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    return torch.tensor(list(data), dtype=torch.long)
+def text_to_tokens(text: str | bytes, tokenizer: Tokenizer = BYTES) -> torch.Tensor:
+    """UTF-8 text (or raw bytes) -> tokens (L,) int64 (bytes, or ids of ``tokenizer``)."""
+    return torch.from_numpy(tokenizer.encode(text).astype(np.int64))
 
 
-def tokens_to_bytes(tokens: torch.Tensor) -> bytes:
-    """Decided byte tokens (L,) -> bytes (undecided tokens are dropped)."""
-    values = [int(v) for v in tokens.flatten() if 0 <= int(v) < 256]
-    return bytes(values)
+def tokens_to_bytes(tokens: torch.Tensor, tokenizer: Tokenizer = BYTES) -> bytes:
+    """Decided tokens (L,) -> bytes (undecided tokens are dropped)."""
+    return tokenizer.decode(tokens.flatten().tolist())
 
 
-def tokens_to_text(tokens: torch.Tensor) -> str:
-    """Byte tokens (L,) -> display text: invalid UTF-8 replaced, undecided tokens shown as U+2591."""
+def tokens_to_text(tokens: torch.Tensor, tokenizer: Tokenizer = BYTES) -> str:
+    """Tokens (L,) -> display text: invalid UTF-8 replaced, undecided tokens shown as U+2591."""
+    n = tokenizer.vocab_size
     parts: list[str] = []
     run: list[int] = []
     for v in tokens.flatten().tolist():
-        if 0 <= v < 256:
+        if 0 <= v < n:
             run.append(v)
             continue
         if run:
-            parts.append(bytes(run).decode("utf-8", errors="replace"))
+            parts.append(tokenizer.decode(run).decode("utf-8", errors="replace"))
             run = []
         parts.append(UNDECIDED_CHAR)
     if run:
-        parts.append(bytes(run).decode("utf-8", errors="replace"))
+        parts.append(tokenizer.decode(run).decode("utf-8", errors="replace"))
     return "".join(parts)

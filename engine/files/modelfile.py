@@ -6,6 +6,8 @@ Metadata keys of a model file:
 - ``config``: the :class:`~engine.config.ModelConfig` as JSON;
 - ``card``: the model card as JSON (data set, steps, metrics with how they were measured,
   parent, created, ...);
+- ``tokenizer`` (BPE text models only): the byte-level BPE vocabulary as ``tokenizers`` JSON,
+  with ``tokenizer_digest`` (its sha256, 16 hex digits) checked on load; its size must equal C;
 - ``weights_digest``: ``blake2b-256:<hex>`` over every tensor's name, dtype, shape and bytes,
   computed at save time and verified on load (files written before it existed load without a
   check; ``prime info`` says so).
@@ -44,10 +46,14 @@ from safetensors.torch import save as save_bytes
 from engine.config import ModelConfig
 from engine.files.atomic import atomic_path
 from engine.models import PrimeModel
+from engine.tokenizer import BpeTokenizer, TokenizerError
 
 FORMAT_TAG = "prime-studio-model"
 DIGEST_KEY = "weights_digest"
 DIGEST_SCHEME = "blake2b-256"
+TOKENIZER_KEY = "tokenizer"
+TOKENIZER_DIGEST_KEY = "tokenizer_digest"
+TOKENIZER_STATS_KEY = "tokenizer_stats"
 MAX_JSON_BYTES = 4_000_000  # a config or card entry (the bundled cards are about 2 KB)
 MAX_JSON_DEPTH = 32  # nesting of a config or card (the bundled cards nest 4 deep)
 MAX_TENSORS = 100_000
@@ -314,7 +320,57 @@ def model_file_contents(
         "card": card,
         DIGEST_KEY: tensor_digest(tensors),
     }
+    metadata.update(tokenizer_metadata(model.config))
     return tensors, metadata
+
+
+def tokenizer_metadata(config: ModelConfig) -> dict[str, str]:
+    """The metadata entries that store a BPE model's vocabulary ({} for other models)."""
+    if config.tokenizer != "bpe" or config.modality != "text":
+        return {}
+    if config.vocabulary is None:
+        raise ValueError("a BPE text model's config carries no vocabulary; nothing to save it with")
+    out = {TOKENIZER_KEY: config.vocabulary.to_json(), TOKENIZER_DIGEST_KEY: config.vocabulary.digest}
+    bpt = getattr(config.vocabulary, "trained_bytes_per_token", None)
+    if bpt:
+        out[TOKENIZER_STATS_KEY] = json.dumps({"bytes_per_token": round(float(bpt), 4)})
+    return out
+
+
+def vocabulary_from_metadata(
+    path: Path,
+    metadata: Mapping[str, str],
+    config_dict: Mapping[str, Any],
+    error: type[Exception] | None = None,
+) -> BpeTokenizer | None:
+    """The BPE vocabulary stored beside a text config (None for byte and image models), checked.
+
+    A missing, corrupt or tampered vocabulary, or one whose size differs from C, raises ``error``.
+    """
+    error = error or ModelFileError
+    if not isinstance(config_dict, Mapping) or config_dict.get("tokenizer") != "bpe":
+        return None
+    raw = metadata.get(TOKENIZER_KEY)
+    if raw is None:
+        raise error(f"{path}: a BPE text model without its vocabulary (no {TOKENIZER_KEY!r} metadata entry)")
+    classes = config_dict.get("num_classes")
+    try:
+        vocabulary = BpeTokenizer(raw, expected_size=classes if isinstance(classes, int) else None)
+    except TokenizerError as exc:
+        raise error(f"{path}: {exc}") from None
+    stored = metadata.get(TOKENIZER_DIGEST_KEY)
+    if stored is not None and stored != vocabulary.digest:
+        raise error(
+            f"{path}: the vocabulary does not match its checksum (the file is corrupt or was altered)"
+        )
+    try:
+        stats = parse_json(metadata.get(TOKENIZER_STATS_KEY) or "{}", "tokenizer_stats", max_bytes=4096)
+        bpt = stats.get("bytes_per_token") if isinstance(stats, dict) else None
+        if isinstance(bpt, (int, float)) and not isinstance(bpt, bool) and 0 < bpt < 1e6:
+            vocabulary.trained_bytes_per_token = float(bpt)
+    except ValueError:
+        pass  # statistics are informative only; a damaged entry is ignored
+    return vocabulary
 
 
 def _parse_json(path: Path, metadata: Mapping[str, str], key: str) -> Any:
@@ -420,6 +476,9 @@ def _info_from_header(
         config = ModelConfig.from_dict(config_dict)
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: invalid model config: {exc}") from None
+    vocabulary = vocabulary_from_metadata(path, metadata, config_dict)
+    if vocabulary is not None:
+        config = config.replace(vocabulary=vocabulary)
     card = _parse_json(path, metadata, "card") if "card" in metadata else {}
     if not isinstance(card, dict):
         raise ModelFileError(f"{path}: model card must be a JSON object, got {type(card).__name__}")

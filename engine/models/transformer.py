@@ -10,6 +10,7 @@ from engine.config import ModelConfig
 from engine.models.embedding import PartialTokenEmbedding, PositionEmbedding
 from engine.prime.codec import Codec
 from engine.prime.schedule import Schedule
+from engine.tokenizer import Tokenizer, tokenizer_of
 
 
 def rotary_tables(length: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,6 +75,11 @@ class PrimeModel(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.modality == "text" and config.tokenizer == "bpe" and config.vocabulary is None:
+            raise ValueError(
+                "this BPE text model config carries no vocabulary (it was read from a header alone); "
+                "load the model file, or learn a vocabulary for the data"
+            )
         self.config = config
         self.codec = Codec.from_config(config)
         self.schedule = Schedule.from_config(config)
@@ -103,6 +109,11 @@ class PrimeModel(nn.Module):
         for block in self.blocks:
             nn.init.normal_(block.proj.weight, std=0.02 / (2 * len(self.blocks)) ** 0.5)
             nn.init.normal_(block.mlp[2].weight, std=0.02 / (2 * len(self.blocks)) ** 0.5)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """How this model's text tokens map to bytes (bytes for byte models and images)."""
+        return tokenizer_of(self.config)
 
     @property
     def time_conditioned(self) -> bool:

@@ -24,6 +24,8 @@ import numpy as np
 from engine.config import ModelConfig
 from engine.data import DataError, TokenData
 from engine.data.dataset import make_token_data
+from engine.data.text import chunk_ids
+from engine.data.vocabulary import fit_vocabulary
 from engine.training.config import TrainConfig
 
 KJV_PATH = Path(__file__).resolve().parents[2] / "datasets" / "kjv" / "kjv.txt.xz"
@@ -42,6 +44,13 @@ class Recipe:
     train: TrainConfig
     data: Callable[[], TokenData]
     source: str
+
+    def prepare(self) -> tuple[ModelConfig, TokenData]:
+        """(model config, data): a BPE recipe's config takes the vocabulary its data learned."""
+        data = self.data()
+        if data.vocabulary is None:
+            return self.model, data
+        return self.model.replace(num_classes=data.vocabulary.vocab_size, vocabulary=data.vocabulary), data
 
     def card(self) -> dict:
         """The model-card fields a recipe fixes (the trainer adds steps, time and metrics)."""
@@ -92,6 +101,52 @@ def kjv_verses(path: Path = KJV_PATH) -> list[tuple[str, str]]:
     if not verses:
         raise DataError(f"no verses found in {path}")
     return verses
+
+
+def kjv_books() -> dict[str, str]:
+    """Book abbreviation -> its verses, one per line (canon order)."""
+    by_book: dict[str, list[str]] = {}
+    for book, text in kjv_verses():
+        by_book.setdefault(book, []).append(text)
+    unknown = set(KJV_VALIDATION_BOOKS) - set(by_book)
+    if unknown:
+        raise DataError(f"validation books not in the corpus: {sorted(unknown)}")
+    return {book: "\n".join(verses) + "\n" for book, verses in by_book.items()}
+
+
+def kjv_bpe_data(seq_len: int, vocab_size: int) -> TokenData:
+    """The KJV as ids of a byte-level BPE vocabulary learned from the training books only.
+
+    Each book is tokenized whole and cut into ``seq_len`` tokens (the last piece padded with the
+    newline token); the held-out books are the byte recipes' (``KJV_VALIDATION_BOOKS``).
+    """
+    books = kjv_books()
+    train_text = [t.encode("utf-8") for b, t in books.items() if b not in KJV_VALIDATION_BOOKS]
+    learned = fit_vocabulary(train_text, vocab_size)
+    tok = learned.tokenizer
+    pad = int(tok.encode(b"\n")[0])
+    rows, groups = [], []
+    for g, ids in enumerate(tok.encode_batch([t.encode("utf-8") for t in books.values()])):
+        block = chunk_ids(ids, seq_len, pad)
+        rows.append(block)
+        groups.append(np.full(len(block), g, dtype=np.int64))
+    return make_token_data(
+        np.concatenate(rows),
+        np.concatenate(groups),
+        tuple(books),
+        num_classes=tok.vocab_size,
+        modality="text",
+        val_fraction=0.0,
+        seed=0,
+        description={
+            "source": "kjv",
+            "validation_books": list(KJV_VALIDATION_BOOKS),
+            "tokenizer": f"byte-level BPE, {tok.vocab_size} entries, learned from the training books",
+            "bytes_per_token": round(float(tok.trained_bytes_per_token or 0.0), 3),
+        },
+        val_sources=frozenset(KJV_VALIDATION_BOOKS),
+        vocabulary=tok,
+    )
 
 
 def kjv_data(seq_len: int = 128) -> TokenData:
@@ -151,6 +206,21 @@ _KJV_LEN = 256
 _KJV_MODEL = dict(modality="text", num_classes=256, seq_len=_KJV_LEN, d_model=128, n_layers=4, n_heads=4)
 # 4,096 bytes per step; rotary positions (the text default) let attention find neighbouring bytes
 _KJV_TRAIN = dataclasses.replace(_DIGITS_TRAIN, steps=8000, batch_size=16, warmup=300)
+# tokenized KJV: byte-level BPE learned from the training books, passages of _KJV_TOKENS tokens
+_KJV_TOKENS = 128
+_KJV_VOCAB = 8192
+_KJV_BPE_MODEL = dict(
+    modality="text",
+    num_classes=_KJV_VOCAB,
+    seq_len=_KJV_TOKENS,
+    tokenizer="bpe",
+    d_model=256,
+    n_layers=4,
+    n_heads=4,
+)
+_KJV_BPE_TRAIN = dataclasses.replace(
+    _DIGITS_TRAIN, steps=2500, batch_size=16, lr=1e-3, warmup=200, eval_every=500, preview_every=500
+)
 _DIGITS_SOURCE = "scikit-learn load_digits (UCI optical digits test set, 1,797 images, CC BY 4.0)"
 _KJV_SOURCE = "King James Bible (public domain), Debian bible-kjv-text, datasets/kjv/kjv.txt.xz"
 
@@ -185,6 +255,24 @@ RECIPES: dict[str, Recipe] = {
         ModelConfig(ell=1, **_KJV_MODEL),
         _KJV_TRAIN,
         lambda: kjv_data(_KJV_LEN),
+        _KJV_SOURCE,
+    ),
+    "kjv-bpe-prime": Recipe(
+        "kjv-bpe-prime",
+        f"King James Bible in {_KJV_VOCAB:,} learned BPE tokens, {_KJV_TOKENS}-token passages, "
+        "Prime with ell = 2",
+        ModelConfig(ell=2, **_KJV_BPE_MODEL),
+        _KJV_BPE_TRAIN,
+        lambda: kjv_bpe_data(_KJV_TOKENS, _KJV_VOCAB),
+        _KJV_SOURCE,
+    ),
+    "kjv-bpe-mdm": Recipe(
+        "kjv-bpe-mdm",
+        f"King James Bible in {_KJV_VOCAB:,} learned BPE tokens, {_KJV_TOKENS}-token passages, "
+        "MDM baseline (ell = 1)",
+        ModelConfig(ell=1, **_KJV_BPE_MODEL),
+        _KJV_BPE_TRAIN,
+        lambda: kjv_bpe_data(_KJV_TOKENS, _KJV_VOCAB),
         _KJV_SOURCE,
     ),
 }
