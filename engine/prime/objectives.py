@@ -16,24 +16,37 @@ from collections.abc import Callable
 import torch
 
 from engine.prime.codec import Codec
-from engine.prime.filter import digit_log_prob, filtered_log_probs
+from engine.prime.filter import digit_masses, filtered_log_probs
 from engine.prime.schedule import Schedule
+
+TINY_MASS = 1e-30  # digit masses below this are recomputed in log space (float32 sums lose them)
 
 
 def _masked_digit_nll(
     logits: torch.Tensor, y_t: torch.Tensor, x0: torch.Tensor, codec: Codec
 ) -> torch.Tensor:
-    """Sum over masked digits of -log pi^{ij}(y0^{ij} | y_t): (B,)."""
+    """Sum over masked digits of -log pi^{ij}(y0^{ij} | y_t): (B,).
+
+    All digit marginals come from one walk of the prefix tree (:func:`digit_masses`), so the cost
+    does not grow with ell; a masked digit whose mass is too small for a float32 sum (the model
+    gives the truth under 1e-30) is recomputed exactly with a logsumexp over its tokens.
+    """
     logp = filtered_log_probs(logits, y_t, codec)  # (B, L, C)
-    y0 = codec.encode(x0)  # (B, L, ell)
-    total = torch.zeros(logits.shape[0], dtype=torch.float32, device=logits.device)
-    for j in range(codec.ell):
-        masked_j = y_t[..., j] == codec.mask  # (B, L)
-        if not bool(masked_j.any()):
-            continue
-        nll_j = -digit_log_prob(logp, codec, j, y0[..., j])  # (B, L)
-        total = total + torch.where(masked_j, nll_j, torch.zeros_like(nll_j)).sum(-1)
-    return total
+    masked = y_t == codec.mask  # (B, L, ell)
+    if codec.ell == 1:
+        nll = -logp.gather(-1, x0.long().unsqueeze(-1))  # (B, L, 1)
+    else:
+        y0 = codec.encode(x0)  # (B, L, ell)
+        mass = digit_masses(logp, codec).gather(-1, y0.unsqueeze(-1)).squeeze(-1)  # (B, L, ell)
+        small = mass < TINY_MASS
+        nll = -torch.log(torch.where(small, torch.ones_like(mass), mass))  # no inf, no NaN gradient
+        lost = masked & small
+        if bool(lost.any()):
+            b_i, l_i, j_i = lost.nonzero(as_tuple=True)
+            hit = codec.token_digits.to(logp.device)[:, j_i].t() == y0[b_i, l_i, j_i].unsqueeze(-1)  # (E, C)
+            exact = -torch.logsumexp(logp[b_i, l_i].masked_fill(~hit, float("-inf")), dim=-1)
+            nll = nll.index_put((b_i, l_i, j_i), exact)
+    return torch.where(masked, nll, torch.zeros_like(nll)).sum((-1, -2))
 
 
 def valid_bound(

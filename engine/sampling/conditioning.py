@@ -6,7 +6,7 @@ import torch
 
 from engine.api import Condition
 from engine.prime.codec import Codec
-from engine.prime.filter import consistent_mask
+from engine.prime.filter import has_consistent_token
 
 
 def initial_state(
@@ -36,7 +36,7 @@ def initial_state(
 
 
 def _any_consistent(y: torch.Tensor, codec: Codec) -> torch.Tensor:
-    return consistent_mask(y, codec).any(-1)
+    return has_consistent_token(y, codec)  # O(ell) per token, no (N, L, C) mask
 
 
 def text_condition(

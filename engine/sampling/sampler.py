@@ -182,9 +182,11 @@ def _run(
                 if request.strategy == "ancestral":
                     u_tok, u_dig = (None if v is None else v.to(device) for v in plan.uniforms_at(k))
                 else:
-                    u_tok = _on(torch.rand(n * length, generator=gen), device)[tokens]  # (K,)
+                    u_tok = _on(torch.rand(n * length, generator=gen, dtype=torch.float64), device)[tokens]
                     u_dig = (
-                        _on(torch.rand(y.shape, generator=gen), device).view(n * length, ell)[tokens]
+                        _on(torch.rand(y.shape, generator=gen, dtype=torch.float64), device).view(
+                            n * length, ell
+                        )[tokens]
                         if request.reveal == "marginal"
                         else None
                     )
@@ -340,7 +342,7 @@ def _correct(
     """
     codec = model.codec
     u = torch.rand(y.shape, generator=gen).to(y.device)  # (N, L, ell)
-    u_tok = torch.rand(y.shape[:2], generator=gen)  # (N, L)
+    u_tok = torch.rand(y.shape[:2], generator=gen, dtype=torch.float64)  # (N, L)
     chosen = (y != codec.mask) & ~fixed & (u < request.corrector)
     rows = chosen.flatten(1).any(-1)  # (N,)
     if not bool(rows.any()):

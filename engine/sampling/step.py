@@ -4,6 +4,12 @@ All randomness is drawn from one CPU ``torch.Generator`` in a fixed order and am
 reveals digits, so results do not depend on whether the network was called (caching), on which
 idle steps were skipped, or on the device. Which digits a step reveals is decided by the reveal
 strategy (:mod:`engine.sampling.strategies`).
+
+Every categorical draw is an inverse-CDF draw with float64 cumulative sums (:func:`inverse_cdf`):
+temperature is applied to the float32 logits first, then one float64 uniform per draw is
+located with ``searchsorted`` in a float64 cumulative sum. A float32 running sum near 1 moves in
+steps of 6e-8, so over tens of thousands of classes it would drop or inflate the tail, and
+float32 uniforms come in the same steps.
 """
 
 from __future__ import annotations
@@ -11,7 +17,12 @@ from __future__ import annotations
 import torch
 
 from engine.prime.codec import Codec
-from engine.prime.filter import consistent_mask, digit_log_marginals, filtered_log_probs
+from engine.prime.filter import (
+    digit_log_marginals,
+    filtered_log_probs,
+    has_consistent_token,
+    inconsistent_mask,
+)
 
 
 def tempered_log_probs(
@@ -35,7 +46,7 @@ def tempered_log_probs(
         logp = torch.log_softmax(logp.masked_fill(logp < kth, float("-inf")), dim=-1)
     if top_p < 1.0:
         sorted_logp, order = logp.sort(dim=-1, descending=True)  # (N, L, C)
-        probs = sorted_logp.exp()
+        probs = torch.softmax(sorted_logp, dim=-1)  # exp of normalised log-probs, fast on -inf
         mass_before = probs.cumsum(-1) - probs  # mass of strictly more likely tokens
         drop_sorted = mass_before >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
@@ -63,7 +74,7 @@ class ConsistentSets:
         if patterns * codec.num_classes <= MAX_TABLE:
             k = torch.arange(patterns)
             digits = (k.unsqueeze(-1) // self.place) % (codec.base + 1)  # (P, ell)
-            self.outside = ~consistent_mask(digits.unsqueeze(0), codec)[0]
+            self.outside = inconsistent_mask(digits, codec)
 
     def to(self, device: torch.device) -> ConsistentSets:
         """Move the tables to ``device`` (in place; returns self)."""
@@ -75,7 +86,7 @@ class ConsistentSets:
     def inconsistent(self, y: torch.Tensor) -> torch.Tensor:
         """Bool (K, C): the tokens NOT consistent with each partial token y (K, ell)."""
         if self.outside is None:
-            return ~consistent_mask(y.unsqueeze(0), self.codec)[0]
+            return inconsistent_mask(y, self.codec)
         return self.outside[(y * self.place).sum(-1)]  # (K,) pattern index, then a gather
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
@@ -103,23 +114,88 @@ def draw_filtered(
         if y is None:
             y = torch.full((logits.shape[0], codec.ell), codec.mask, device=logits.device)
         return draw_tokens(tempered_log_probs(logits, y, codec, temperature, top_k, top_p), u)
+    if temperature != 1.0:
+        logits = logits / temperature  # float32, as tempered_log_probs
     if y is not None and codec.ell > 1:  # with ell = 1 a token with a masked digit is fully masked
         logits = logits.masked_fill(consistent.inconsistent(y), float("-inf"))
-    if temperature != 1.0:
-        logits = logits / temperature
-    # float32 sums over many classes lose mass in the tail: float64 for large C
-    cdf = torch.softmax(logits, dim=-1, dtype=torch.float64 if logits.shape[-1] > 4096 else None).cumsum(-1)
-    target = u.view(-1, 1).to(cdf.dtype) * cdf[:, -1:]  # (K, 1)
-    return torch.searchsorted(cdf, target, right=True).view(-1).clamp_(max=cdf.shape[-1] - 1)
+    return inverse_cdf(logits, u)
+
+
+BLOCK = 128  # classes per block of the two-level inverse CDF
+
+
+def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draws from softmax(logits): logits (K, C), u (K,) or (K, M) in [0, 1) -> same as u.
+
+    Each uniform picks the first class whose cumulative mass exceeds u times the total, so a
+    class is drawn with exactly its probability (never one with probability 0; -inf = excluded),
+    and several uniforms per row draw independently from the same row. Uniforms and cumulative
+    sums are float64: a float32 running sum near 1 moves in steps of 6e-8, which over tens of
+    thousands of classes drops or inflates the tail.
+
+    Up to ``4 * BLOCK`` classes the probabilities are float64 and summed directly. Above, the
+    probabilities are float32 (each within a relative 1e-7 of its float64 value; only their
+    running sum needs float64) and the draw is two-level: float64 sums of blocks of ``BLOCK``
+    classes, a search over their cumulative sum, then a float64 cumulative sum inside the chosen
+    block. A float64 softmax and cumulative sum over all C cost 2 to 5 times more on CPU.
+    """
+    if logits.dim() != 2 or u.dim() not in (1, 2) or u.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"logits must be (K, C) and u (K,) or (K, M), got {tuple(logits.shape)} and {tuple(u.shape)}"
+        )
+    k, c = logits.shape
+    uu = u.to(logits.device, torch.float64).reshape(k, -1)  # (K, M)
+    if c <= 4 * BLOCK:
+        cdf = torch.softmax(logits, dim=-1, dtype=torch.float64).cumsum_(-1)  # (K, C)
+        _check_mass(cdf[:, -1])
+        return _search(cdf, uu * cdf[:, -1:]).view(u.shape)
+    w = torch.softmax(logits.float(), dim=-1)  # (K, C) float32 (its kernel is fast on -inf; exp is not)
+    full = c // BLOCK
+    sums = w[:, : full * BLOCK].view(k, full, BLOCK).sum(-1, dtype=torch.float64)  # (K, full)
+    if full * BLOCK < c:
+        sums = torch.cat([sums, w[:, full * BLOCK :].sum(-1, keepdim=True, dtype=torch.float64)], dim=1)
+    block_cdf = sums.cumsum_(-1)  # (K, nb) float64
+    _check_mass(block_cdf[:, -1])
+    target = uu * block_cdf[:, -1:]  # (K, M)
+    block = _search(block_cdf, target)  # (K, M): a block with positive mass
+    before = torch.where(block > 0, block_cdf.gather(1, (block - 1).clamp(min=0)), torch.zeros_like(target))
+    index = block.unsqueeze(-1) * BLOCK + torch.arange(BLOCK, device=w.device)  # (K, M, BLOCK)
+    inside = index < c
+    values = w.gather(1, index.clamp(max=c - 1).view(k, -1)).view(index.shape).double()
+    within = torch.where(inside, values, torch.zeros_like(values)).cumsum_(-1)  # (K, M, BLOCK)
+    pos = _search(within.view(-1, BLOCK), (target - before).view(-1, 1)).view(block.shape)
+    return (block * BLOCK + pos).view(u.shape)
+
+
+def _check_mass(total: torch.Tensor) -> None:
+    """Every row must have some class with positive, finite probability (K totals)."""
+    if not bool(((total > 0) & torch.isfinite(total)).all()):
+        raise ValueError("cannot draw from a distribution with no class of positive probability")
+
+
+def _search(cdf: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """First index whose cumulative mass exceeds target: cdf (R, n) non-decreasing, target (R, M).
+
+    A target at or above the total (u * total rounded up, or float64 sums of one block in two
+    orders) takes the last index with positive mass instead.
+    """
+    idx = torch.searchsorted(cdf, target.contiguous(), right=True)
+    over = idx >= cdf.shape[-1]
+    if bool(over.any()):
+        rows = over.any(-1).nonzero().squeeze(-1)
+        last = torch.searchsorted(cdf[rows], cdf[rows, -1:], right=False)  # (R', 1)
+        idx[rows] = torch.where(over[rows], last, idx[rows])
+    return idx
 
 
 def draw_tokens(logp: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw of one token per position: logp (..., C), u (...) in [0, 1) -> (...)."""
-    cdf = logp.exp().cumsum(-1)  # (N, L, C)
-    target = (u.to(cdf.device, cdf.dtype) * cdf[..., -1]).unsqueeze(-1)  # (N, L, 1)
-    # right=True: the first index whose cdf exceeds the target, which always has p > 0
-    idx = torch.searchsorted(cdf.contiguous(), target.contiguous(), right=True).squeeze(-1)
-    return idx.clamp(max=logp.shape[-1] - 1)
+    """Inverse-CDF draw of one token per position: logp (..., C), u (...) in [0, 1) -> (...).
+
+    logp: log-probabilities (already tempered), float32 or float64; the draw is float64
+    (:func:`inverse_cdf`).
+    """
+    flat = logp.reshape(-1, logp.shape[-1])
+    return inverse_cdf(flat, u.reshape(-1)).view(u.shape)
 
 
 def draw_marginal_digits(logp: torch.Tensor, codec: Codec, u: torch.Tensor) -> torch.Tensor:
@@ -136,7 +212,7 @@ def repair_inconsistent(
     A token whose revealed digits match no valid token (possible only when b**ell > C) takes the
     jointly drawn digits instead. Returns the repaired (N, L, ell).
     """
-    ok = consistent_mask(y_new, codec).any(-1)  # (N, L)
+    ok = has_consistent_token(y_new, codec)  # (N, L)
     if bool(ok.all()):
         return y_new
     fallback = torch.where(newly, joint_digits, y_old)

@@ -149,7 +149,7 @@ class RevealPlan:
         self._offsets: list[int] = []
         self._digits: torch.Tensor | None = None  # ancestral: (D,) flat digit indices, by step
         self._digit_offsets: list[int] = []
-        self._u = torch.zeros(0)
+        self._u = torch.zeros(0, dtype=torch.float64)  # float64 uniforms: draws over large C
         self._u_digits: torch.Tensor | None = None
         if strategy == "ancestral":
             n, length, ell = candidates.shape
@@ -179,8 +179,10 @@ class RevealPlan:
             active = torch.unique(step_of).tolist()
             # the uniforms of the token draws, one per (step, token) pair (and per digit for
             # marginal reveals), drawn here once instead of step by step
-            self._u = torch.rand(self._tokens.shape, generator=gen)  # (M,)
-            self._u_digits = torch.rand(self._newly.shape, generator=gen) if marginal else None
+            self._u = torch.rand(self._tokens.shape, generator=gen, dtype=torch.float64)  # (M,)
+            self._u_digits = (
+                torch.rand(self._newly.shape, generator=gen, dtype=torch.float64) if marginal else None
+            )
         elif strategy in COUNTED:
             self.counts = scheduled_counts(candidates, cdf)  # (N, T - start)
             active = (start + 1 + (self.counts.sum(0) > 0).nonzero().squeeze(-1)).tolist()
