@@ -7,6 +7,7 @@ Functions below run on the engine thread (called by jobs in :mod:`studio.bridge`
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 
 import engine
 
+log = logging.getLogger(__name__)
 eng = engine  # eng.SampleRequest, eng.iter_sample, ...: the engine's public (top-level) names
 
 
@@ -71,7 +73,7 @@ def model_name(source: Any, card: dict) -> str:
         geometry = (
             f"{source.height}x{source.width}x{source.channels}"
             if source.modality == "image"
-            else f"{source.seq_len} bytes"
+            else f"{source.seq_len} {'tokens' if source.tokenizer == 'bpe' else 'bytes'}"
         )
         return f"untrained {source.modality} {geometry}, ell={source.ell}"
     name = Path(str(source)).name
@@ -104,21 +106,43 @@ def tokens_to_images(tokens: torch.Tensor, config: Any):
     return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
-def tokens_to_text(tokens: torch.Tensor) -> str:
-    """Decoded text of one sample's byte tokens (L,) (undecided shown as U+2591)."""
-    if has("tokens_to_text"):
-        return eng.tokens_to_text(tokens)
-    out = bytearray()
-    for v in tokens.tolist():
-        out += "\u2591".encode() if v < 0 else bytes([v])
-    return out.decode("utf-8", errors="replace")
+def tokenizer_of(config: Any) -> Any:
+    """The tokenizer of a text model config: its BPE vocabulary, else bytes (GUI thread: pure)."""
+    return eng.tokenizer_of(config)
 
 
-def text_to_tokens(text: str) -> torch.Tensor:
-    """Byte tokens (L,) of a string."""
-    if has("text_to_tokens"):
-        return eng.text_to_tokens(text)
-    return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
+def tokens_to_text(tokens: torch.Tensor, tokenizer: Any = None) -> str:
+    """Decoded text of one sample's tokens (L,) (undecided shown as U+2591); bytes by default.
+
+    ``tokenizer``: the model's (``tokenizer_of(config)``) for BPE models (GUI thread: pure and fast).
+    """
+    return eng.tokens_to_text(tokens, tokenizer if tokenizer is not None else eng.BYTES)
+
+
+def text_to_tokens(text: str, tokenizer: Any = None) -> torch.Tensor:
+    """Tokens (L,) of a string: bytes by default, else ids of ``tokenizer`` (the model's)."""
+    return eng.text_to_tokens(text, tokenizer if tokenizer is not None else eng.BYTES)
+
+
+def with_vocabulary(config: Any, model_path: str, digest: str) -> Any:
+    """A BPE text config read back without its vocabulary, with it from the model file that made it.
+
+    ``digest``: the vocabulary's (saved with the output); the file's must match. Returns ``config``
+    unchanged when it needs no vocabulary or the file is gone, unreadable or holds another one.
+    Reads only the file's header (GUI thread: the header of a model file is small).
+    """
+    if config.modality != "text" or config.tokenizer != "bpe" or config.vocabulary is not None:
+        return config
+    if not model_path or not Path(model_path).is_file():
+        return config
+    try:
+        vocab = eng.read_model_info(model_path).config.vocabulary
+    except (OSError, ValueError) as exc:
+        log.info("no vocabulary from %s: %s", model_path, exc)
+        return config
+    if vocab is None or vocab.vocab_size != config.num_classes or (digest and vocab.digest != digest):
+        return config
+    return config.replace(vocabulary=vocab)
 
 
 def app_version() -> str:

@@ -150,7 +150,11 @@ def card_html(
     if cfg.get("modality") == "image":
         rows.append(("Size", f"{cfg.get('height')}\u00d7{cfg.get('width')}\u00d7{cfg.get('channels')}"))
     else:
-        rows.append(("Length", f"{cfg.get('seq_len')} bytes"))
+        if cfg.get("tokenizer") == "bpe":
+            rows.append(("Length", f"{cfg.get('seq_len')} tokens"))
+            rows.append(("Tokens", f"learned BPE vocabulary, {int(cfg.get('num_classes') or 0):,} entries"))
+        else:
+            rows.append(("Length", f"{cfg.get('seq_len')} bytes"))
     ell = cfg.get("ell", 1)
     rows.append(("Digits", f"\u2113={ell}" + (" (MDM baseline)" if ell == 1 else " (Prime)")))
     rows.append(("Backbone", f"{cfg.get('n_layers')}\u00d7{cfg.get('d_model')}, {cfg.get('n_heads')} heads"))

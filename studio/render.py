@@ -35,6 +35,8 @@ MAP_PARTIAL = np.array([240, 170, 40], dtype=np.float32)
 MAP_VISIBLE = np.array([40, 180, 140], dtype=np.float32)
 GAP_COLOUR = (112, 112, 124)  # mid grey: visible between dark and light images alike
 MAX_PATTERNS = 1 << 20  # pattern tables larger than this fall back to digit arithmetic
+MAX_LUT_WORK = 1 << 25  # C 2^ell: building the tables costs this many bincount entries
+MAX_CANDIDATES_SHOWN = 3  # a partial text token lists its candidates inline up to this many
 
 MASKED, PARTIAL, VISIBLE = 0, 1, 2
 STATE_NAMES = ("masked", "partial", "visible")
@@ -84,28 +86,34 @@ class Renderer:
         self.pattern_place = torch.tensor([(self.base + 1) ** (self.ell - 1 - j) for j in range(self.ell)])
         self._pattern_place_np = self.pattern_place.numpy()
         num_patterns = (self.base + 1) ** self.ell
-        self._lut = self._build_lut() if num_patterns <= MAX_PATTERNS else None
+        small = num_patterns <= MAX_PATTERNS and self.num_classes << self.ell <= MAX_LUT_WORK
+        self._lut = self._build_lut() if small else None
+        # a BPE text model's vocabulary (None: byte tokens, images, or a vocabulary not at hand)
+        self.tokenizer = getattr(config, "vocabulary", None)
+        self.bpe = getattr(config, "tokenizer", "") == "bpe"
 
     # ------------------------------------------------------------------ tables
     def _build_lut(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean allowed value (K,) and number of allowed values (K,) for every digit pattern."""
+        """Mean allowed value (K,) and number of allowed values (K,) for every digit pattern.
+
+        Each token is allowed by exactly the 2^ell patterns that mask some of its digits, so the
+        tables are 2^ell bincounts over the C tokens: O(C 2^ell), not O(C (b+1)^ell).
+        """
         num_patterns = (self.base + 1) ** self.ell
-        k = torch.arange(num_patterns)
-        patterns = (k.unsqueeze(-1) // self.pattern_place) % (self.base + 1)  # (K, ell)
-        total = torch.zeros(num_patterns, dtype=torch.float64)
-        count = torch.zeros(num_patterns, dtype=torch.float64)
-        values = torch.arange(self.num_classes, dtype=torch.float64)
-        chunk = max(1, (1 << 22) // max(1, self.num_classes))
-        for start in range(0, num_patterns, chunk):
-            pat = patterns[start : start + chunk]  # (k, ell)
-            ok = torch.ones(pat.shape[0], self.num_classes, dtype=torch.bool)
+        digits = self.token_digits.numpy().astype(np.int64)  # (C, ell)
+        values = np.arange(self.num_classes, dtype=np.float64)
+        count = np.zeros(num_patterns, dtype=np.int64)
+        total = np.zeros(num_patterns, dtype=np.float64)
+        for subset in range(1 << self.ell):  # which digits are masked
+            pattern = digits.copy()
             for j in range(self.ell):
-                p_j = pat[:, j : j + 1]  # (k, 1)
-                ok &= (p_j == self.mask) | (p_j == self.token_digits[:, j])  # (k, C)
-            count[start : start + chunk] = ok.sum(-1).double()
-            total[start : start + chunk] = (ok.double() * values).sum(-1)
-        mean = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, -1.0))
-        return mean.numpy().astype(np.float32), count.numpy().astype(np.int64)
+                if subset >> j & 1:
+                    pattern[:, j] = self.mask
+            idx = pattern @ self._pattern_place_np  # (C,)
+            count += np.bincount(idx, minlength=num_patterns)
+            total += np.bincount(idx, weights=values, minlength=num_patterns)
+        mean = np.where(count > 0, total / np.maximum(count, 1), -1.0)
+        return mean.astype(np.float32), count
 
     def token_stats(self, state: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per token: mean allowed value, number of allowed values, masked-digit fraction.
@@ -242,6 +250,8 @@ class Renderer:
         """(display text, token state, tooltip) per token of one text sample state (L, ell)."""
         state = state.reshape(-1, self.ell).long()
         mean, count, frac = self.token_stats(state)
+        if self.bpe:
+            return self._vocabulary_segments(state, mean, count, frac)
         out: list[tuple[str, int, str]] = []
         for i in range(state.shape[0]):
             f = float(frac[i])
@@ -258,6 +268,144 @@ class Renderer:
                 else:
                     out.append(("\u2592", PARTIAL, f"{info.count} values possible ({info.low}..{info.high})"))
         return out
+
+    def _vocabulary_segments(
+        self, state: torch.Tensor, mean: np.ndarray, count: np.ndarray, frac: np.ndarray
+    ) -> list[tuple[str, int, str]]:
+        """:meth:`text_segments` of a BPE model: a visible token shows the text of its entry.
+
+        Runs of visible tokens are decoded together, so a character split across tokens still
+        shows (on the token where it starts). A partial token lists its candidate entries when
+        there are at most :data:`MAX_CANDIDATES_SHOWN`, else shows U+2592.
+        """
+        length = state.shape[0]
+        out: list[tuple[str, int, str] | None] = [None] * length
+        run: list[int] = []  # positions of the current run of visible tokens
+
+        def flush() -> None:
+            ids = [int(round(float(mean[k]))) for k in run]
+            for k, tid, text in zip(run, ids, self.token_texts(ids), strict=True):
+                out[k] = (text, VISIBLE, f"token {tid}")
+            run.clear()
+
+        for i in range(length):
+            f = float(frac[i])
+            if f <= 0.0 and count[i] == 1:
+                run.append(i)
+                continue
+            flush()
+            if f >= 1.0:
+                out[i] = ("\u2591", MASKED, f"masked: any of {self.num_classes:,} entries")
+            else:
+                known = self.ell - int(round(f * self.ell))
+                n = int(count[i])
+                tip = f"{known_digits(known, self.ell)}: {n:,} candidates"
+                if 0 < n <= MAX_CANDIDATES_SHOWN:
+                    ids = self.allowed_tokens(state[i]).tolist()
+                    shown = "{" + "|".join(self.token_texts([t])[0] for t in ids) + "}"
+                    out[i] = (shown, PARTIAL, tip)
+                else:
+                    out[i] = ("\u2592", PARTIAL, tip)
+        flush()
+        return [o for o in out if o is not None]
+
+    def token_texts(self, ids: list[int]) -> list[str]:
+        """Display text of consecutive tokens, decoded together; never empty (one glyph at least).
+
+        Newlines are kept, other unprintable characters and bytes that are not UTF-8 show as a
+        middle dot, as does a token that holds only the tail of a character started before it.
+        Without the vocabulary (a BPE output whose model is gone) tokens show as their ids.
+        """
+        if self.tokenizer is None:
+            return [f"\u27e8{i}\u27e9" if self.bpe else byte_glyph(i) for i in ids]
+        chunks = [self.tokenizer.token_bytes(i) if 0 <= i < self.num_classes else b"" for i in ids]
+        texts = [""] * len(chunks)
+        owner = [k for k, c in enumerate(chunks) for _ in c]  # token of each byte
+        data = b"".join(chunks)
+        p = 0
+        while p < len(data):
+            n = utf8_length(data[p])
+            try:
+                ch = data[p : p + n].decode("utf-8") if n else "\u00b7"
+            except UnicodeDecodeError:
+                ch, n = "\u00b7", 1
+            texts[owner[p]] += ch if ch == "\n" or ch.isprintable() else "\u00b7"
+            p += max(n, 1)
+        return [t or "\u00b7" for t in texts]
+
+    def token_label(self, token: int) -> str:
+        """A vocabulary entry quoted, as a word in hover text: '" LORD"' or '#1234' (no vocabulary)."""
+        if self.tokenizer is None:
+            return f"#{token}" if self.bpe else str(token)
+        return quote_bytes(self.tokenizer.token_bytes(token))
+
+    def allowed_tokens(self, digits: torch.Tensor) -> torch.Tensor:
+        """Token ids (ascending) whose digits agree with the visible digits of ``digits`` (ell,)."""
+        digits = digits.long().reshape(self.ell)
+        ok = torch.ones(self.num_classes, dtype=torch.bool)
+        for j in range(self.ell):
+            if int(digits[j]) != self.mask:
+                ok &= self.token_digits[:, j] == digits[j]
+        return torch.nonzero(ok).flatten()
+
+    def ranked_candidates(
+        self,
+        digits: torch.Tensor,
+        probs: torch.Tensor | None = None,
+        predicted: int = -1,
+        top: int = 5,
+    ) -> tuple[int, list[tuple[int, float | None]]]:
+        """(number allowed, the ``top`` most likely allowed tokens with their probability).
+
+        Ranked by ``probs`` (C,) when given (renormalised over the allowed tokens), else the
+        recorded ``predicted`` token first (if allowed) and the rest by id, probability None.
+        """
+        allowed = self.allowed_tokens(digits)
+        n = int(allowed.numel())
+        if not n:
+            return 0, []
+        if probs is not None:
+            p = probs.double().flatten()[allowed]
+            p = p / p.sum().clamp(min=1e-30)
+            order = torch.argsort(p, descending=True, stable=True)[:top]
+            return n, [(int(allowed[k]), float(p[k])) for k in order]
+        ids = allowed[: top + 1].tolist()
+        if 0 <= predicted < self.num_classes and bool((allowed == predicted).any()):
+            ids = [predicted] + [i for i in ids if i != predicted]
+        return n, [(i, None) for i in ids[:top]]
+
+    def describe_text_token(
+        self,
+        digits: torch.Tensor,
+        probs: torch.Tensor | None = None,
+        predicted: int = -1,
+        top: int = 5,
+    ) -> str:
+        """Hover text of one BPE text token: what it is, or what its visible digits still allow.
+
+        e.g. ``3 digits of 4 known: 7 candidates: " LORD" 41%, " Lord" 30%, ...``; a visible
+        token: ``token 1234 " LORD" (5 bytes)``.
+        """
+        digits = digits.long().reshape(self.ell)
+        known = int((digits != self.mask).sum())
+        n, ranked = self.ranked_candidates(digits, probs, predicted, top)
+        if known == self.ell and n == 1:
+            t = ranked[0][0]
+            size = len(self.tokenizer.token_bytes(t)) if self.tokenizer is not None else 0
+            return f"token {t} {self.token_label(t)}" + (f" ({size} bytes)" if size else "")
+        if n == 0:
+            return f"{known_digits(known, self.ell)}: no vocabulary entry has these digits"
+        head = (
+            f"masked: any of {n:,} entries"
+            if known == 0
+            else f"{known_digits(known, self.ell)}: {n:,} candidate{'s' if n != 1 else ''}"
+        )
+        if known == 0 and probs is None and not 0 <= predicted < self.num_classes:
+            return head  # nothing ranks them: listing ids 0, 1, 2 would say nothing
+        words = [self.token_label(t) + (f" {p:.0%}" if p is not None else "") for t, p in ranked]
+        tail = ", ..." if n > len(ranked) else ""
+        label = "likely" if known == 0 else ""
+        return f"{head}: {label + ' ' if label else ''}{', '.join(words)}{tail}"
 
     def text_html(self, state: torch.Tensor, dark: bool = False) -> str:
         """Rich text (HTML) of one text sample state (L, ell), tokens coloured by state."""
@@ -319,6 +467,43 @@ def byte_glyph(value: int) -> str:
     if 32 <= value < 127:
         return chr(value)
     return "\u00b7"
+
+
+ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", '"': '\\"'}
+
+
+def quote_bytes(raw: bytes) -> str:
+    r"""Bytes as a quoted word: UTF-8 text as itself, escapes for the rest ("\xe2\x80", "\n")."""
+    out = []
+    for c in raw.decode("utf-8", errors="surrogateescape"):
+        o = ord(c)
+        if 0xDC80 <= o <= 0xDCFF:  # a byte that is not (complete) UTF-8
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif c in ESCAPES:
+            out.append(ESCAPES[c])
+        elif not c.isprintable():
+            out.append(f"\\x{o:02x}" if o < 256 else f"\\u{o:04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def known_digits(known: int, ell: int) -> str:
+    """'3 digits of 4 known' (how much of a token is decided)."""
+    return f"{known} digit{'' if known == 1 else 's'} of {ell} known"
+
+
+def utf8_length(lead: int) -> int:
+    """Bytes of the UTF-8 character that starts with byte ``lead`` (0: not a lead byte)."""
+    if lead < 0x80:
+        return 1
+    if 0xC2 <= lead < 0xE0:
+        return 2
+    if 0xE0 <= lead < 0xF0:
+        return 3
+    if 0xF0 <= lead < 0xF5:
+        return 4
+    return 0
 
 
 def grid(images: np.ndarray, columns: int | None = None, gap: int = 1) -> np.ndarray:

@@ -339,16 +339,23 @@ class GalleryPanel(QWidget):
         if saved.has_steps:
             try:
                 traj, record = eng.load_trajectory(saved.trajectory)
-                config = eng.ModelConfig.from_dict((record.get("model") or {}).get("config"))
+                model = record.get("model") if isinstance(record.get("model"), dict) else {}
+                config = eng.ModelConfig.from_dict(model.get("config"))
                 out.record, out.steps = record, (traj.steps_done, traj.steps)
                 out.settings = dict(record.get("settings") or out.settings)
                 state = traj.state_at(traj.steps_done)
                 if config.modality == "image":
                     out.images = render.Renderer(config).image_arrays(state)
                 else:
-                    length = int(out.settings.get("length") or config.seq_length)
-                    tokens = traj.tokens_at(traj.steps_done)
-                    out.texts = [enginelink.tokens_to_text(t[:length]) for t in tokens]
+                    # a BPE model's vocabulary is in its model file; without it the text file is used
+                    config = enginelink.with_vocabulary(
+                        config, str(model.get("path") or ""), str(model.get("tokenizer_digest") or "")
+                    )
+                    if config.tokenizer != "bpe" or config.vocabulary is not None:
+                        length = int(out.settings.get("length") or config.seq_length)
+                        tokens = traj.tokens_at(traj.steps_done)
+                        tokenizer = enginelink.tokenizer_of(config)
+                        out.texts = [enginelink.tokens_to_text(t[:length], tokenizer) for t in tokens]
             except (ValueError, TypeError, OSError) as exc:
                 out.problem = str(exc)
         if out.images is None and not out.texts:

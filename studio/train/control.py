@@ -68,7 +68,7 @@ class RunControl:
                 if self.report_error
                 else "Check the data first."
             )
-        if self.report_key != self._key():
+        if self.report_key != self._key() or self.form.needs_vocabulary():
             return "Settings changed: checking the data again\u2026"
         if not self.report.ok:
             return f"No usable data: {self.report.problem}"
@@ -101,7 +101,11 @@ class RunControl:
             return None
         tcfg = self.form.train_config()
         record = new_run(
-            self.form.name.text().strip(), self.form.data_path.text().strip(), self.form.model_source(), tcfg
+            self.form.name.text().strip(),
+            self.form.data_path.text().strip(),
+            self.form.model_source(),
+            tcfg,
+            vocabulary=None if self.form.is_finetune() else self.form.model_config().vocabulary,
         )
         record.save(status="running")
         self.record = record

@@ -179,21 +179,39 @@ class DataChecks:
             self.form.report_summary.setText(f"<span style='color:#c0392b'>{exc}</span>")
             return None
         key = self._key()
+        # a new BPE text model: learn its vocabulary from the training split first (same job)
+        vocab_key = self.form.vocabulary_key() if self.form.needs_vocabulary() else None
+        vocab_size = self.form.vocab_size.value()
         self._check_serial += 1
         serial = self._check_serial
         self.state = "checking" if self.state == "idle" else self.state
-        self.form.report_summary.setText(f"Checking {path}\u2026")
-        self.update_controls()
-        job = self.bridge.submit(
-            "preflight", f"check data {Path(path).name}", lambda _t: eng.preflight(path, mcfg, options)
+        self.form.report_summary.setText(
+            f"Learning a {vocab_size:,}-entry vocabulary from the training split of {esc(path)}, "
+            "then checking the data\u2026"
+            if vocab_key is not None
+            else f"Checking {path}\u2026"
         )
-        error = None
+        self.update_controls()
+
+        def work(_token: Any) -> tuple[Any, Any]:
+            learned, cfg = None, mcfg
+            if vocab_key is not None:
+                learned = eng.learn_vocabulary(path, vocab_size, options)
+                vocab = learned.tokenizer
+                cfg = mcfg.replace(num_classes=vocab.vocab_size, vocabulary=vocab)
+            return learned, eng.preflight(path, cfg, options)
+
+        job = self.bridge.submit("preflight", f"check data {Path(path).name}", work)
+        error = learned = None
         try:
-            report = await job
+            learned, report = await job
         except Exception as exc:  # noqa: BLE001 - a missing path or unreadable folder: shown in the panel
             report, error = None, str(exc)
         if serial != self._check_serial:  # a newer check superseded this one
             return report
+        if learned is not None:
+            self.form.set_learned_vocabulary(vocab_key, learned)
+            mcfg, key = self.form.model_config(), self._key()  # the model now has that vocabulary
         if self.state == "checking":
             self.state = "idle"
         self.report, self.report_key, self.report_error = report, key, error

@@ -5,6 +5,7 @@ Pure widgets: they hold values and say when they changed; :mod:`studio.train.pan
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,13 @@ from studio.enginelink import eng
 from studio.train.runs import FINETUNE_DEFAULTS, PRESETS
 
 log = logging.getLogger(__name__)
+
+TOKENIZERS = (
+    ("bytes", "Bytes (256 tokens, every file round-trips)"),
+    ("bpe", "Learned BPE vocabulary"),
+)
+DEFAULT_VOCAB = 4096
+MIN_VOCAB, MAX_VOCAB = 257, 65536  # the 256 bytes plus at least one merge .. 16-bit ids
 
 OBJECTIVES = (
     ("masked_ce", "masked cross-entropy (default)"),
@@ -66,6 +74,11 @@ def _combo() -> QComboBox:
     return c
 
 
+def tokens_words(config: Any) -> str:
+    """A BPE text config's tokens in words: 'learned BPE vocabulary of 4,096 entries'."""
+    return f"learned BPE vocabulary of {config.num_classes:,} entries"
+
+
 def _note(text: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -88,6 +101,9 @@ class TrainingForm(QWidget):
         self._new_geometry: dict[str, Any] | None = None  # the New model's rows while fine-tuning
         self._typed: set[str] = set()  # run settings the user changed: mode switches keep them
         self._defaulting = False
+        # BPE vocabularies learned for (data, size, options) keys (see vocabulary_key): the data
+        # check learns one on the engine thread, model_config() then builds the model with it
+        self._learned: dict[str, Any] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._model_box())
@@ -121,6 +137,19 @@ class TrainingForm(QWidget):
         self.channels.addItem("RGB (3)", 3)
         self.levels = _spin(2, 256, 256)
         self.seq_len = _spin(8, 4096, 128, 8, " bytes")
+        self.tokenizer = _combo()
+        for key, label in TOKENIZERS:
+            self.tokenizer.addItem(label, key)
+        self.tokenizer.setToolTip(
+            "What a text token is: one byte (C = 256), or an entry of a byte-level BPE vocabulary\n"
+            "learned from the training split of the data when it is checked (C = its size; still\n"
+            "lossless for any bytes). Fine-tuning keeps the parent model's tokens."
+        )
+        self.vocab_size = _spin(MIN_VOCAB, MAX_VOCAB, DEFAULT_VOCAB, 256, " entries")
+        self.vocab_size.setToolTip(
+            "How many vocabulary entries to learn (257..65,536); small data may support fewer"
+        )
+        self.vocab_note = _note("")
         self.ell = _spin(1, 8, 2)
         self.ell.setToolTip("\u2113: sub-tokens (digits) per token; 1 is the plain masked-diffusion baseline")
         self.measure = QPushButton("Measure speed")
@@ -143,8 +172,11 @@ class TrainingForm(QWidget):
         form.addRow(self._image_rows[0], self.size_box)
         form.addRow(self._image_rows[1], self.channels)
         form.addRow(self._image_rows[2], self.levels)
-        self._text_rows = [QLabel("Length")]
+        self._text_rows = [QLabel("Length"), QLabel("Tokens"), QLabel("Vocabulary")]
         form.addRow(self._text_rows[0], self.seq_len)
+        form.addRow(self._text_rows[1], self.tokenizer)
+        form.addRow(self._text_rows[2], self.vocab_size)
+        form.addRow(self.vocab_note)
         form.addRow("\u2113 (digits)", self.ell)
         form.addRow(self.measure, self.speed)
         form.addRow(self.estimate)
@@ -152,8 +184,10 @@ class TrainingForm(QWidget):
         self.mode.buttonToggled.connect(lambda *_: self._sync_mode())
         self.preset.currentIndexChanged.connect(lambda _i: self._preset_chosen())
         self.modality.currentIndexChanged.connect(lambda _i: self._sync_modality())
-        for w in (self.height_, self.width_, self.levels, self.seq_len, self.ell):
+        for w in (self.height_, self.width_, self.levels, self.seq_len, self.ell, self.vocab_size):
             w.valueChanged.connect(lambda _v: self.model_changed.emit())
+        self.tokenizer.currentIndexChanged.connect(lambda _i: self._sync_modality())
+        self.vocab_size.valueChanged.connect(lambda _v: self._sync_vocab_note())
         self.channels.currentIndexChanged.connect(lambda _i: self.model_changed.emit())
         self.measure.clicked.connect(self.speed_requested)
         return box
@@ -178,9 +212,72 @@ class TrainingForm(QWidget):
         image = self.modality.currentData() == "image"
         for w in (*self._image_rows, self.size_box, self.channels, self.levels):
             w.setVisible(image)
-        for w in (*self._text_rows, self.seq_len):
+        for w in (*self._text_rows, self.seq_len, self.tokenizer, self.vocab_note):
             w.setVisible(not image)
+        bpe = self.tokenizer.currentData() == "bpe"
+        for w in (self._text_rows[2], self.vocab_size):
+            w.setVisible(not image and bpe)
+        self.seq_len.setSuffix(" tokens" if bpe else " bytes")
+        self._sync_vocab_note()
         self.model_changed.emit()
+
+    def _sync_vocab_note(self) -> None:
+        """Say where the vocabulary comes from: the parent's, learned already, or at the data check."""
+        if not hasattr(self, "data_path"):
+            return  # built later in __init__
+        note = ""
+        if self.is_finetune() and self.selected is not None:
+            cfg = self.selected[2]
+            if cfg.modality == "text":
+                note = (
+                    f"the parent's tokens: {tokens_words(cfg)} (fine-tuning keeps them)"
+                    if cfg.tokenizer == "bpe"
+                    else "the parent's tokens: bytes (fine-tuning keeps them)"
+                )
+        elif self.modality.currentData() == "text" and self.tokenizer.currentData() == "bpe":
+            learned = self.learned_vocabulary()
+            if learned is None:
+                note = "learned from the training split of the data when it is checked"
+            else:
+                tok = learned.tokenizer
+                note = f"learned from this data: {tok.vocab_size:,} entries"
+                bpt = getattr(tok, "trained_bytes_per_token", None)
+                if bpt:
+                    note += f", {bpt:.2f} bytes per token"
+                if learned.note:
+                    note += f" ({learned.note})"
+        self.vocab_note.setText(note)
+        self.vocab_note.setVisible(bool(note))
+
+    def vocabulary_key(self) -> str | None:
+        """What a learned vocabulary depends on (data, size, data options); None: none is needed."""
+        bpe = self.modality.currentData() == "text" and self.tokenizer.currentData() == "bpe"
+        if self.is_finetune() or not bpe:
+            return None
+        path = self.data_path.text().strip()
+        if not path:
+            return None
+        try:
+            options = self.train_config().data_options().to_dict()
+        except ValueError:
+            return None
+        return json.dumps([path, self.vocab_size.value(), options], sort_keys=True)
+
+    def learned_vocabulary(self) -> Any:
+        """The vocabulary learned for the current settings (a LearnedVocabulary), or None."""
+        key = self.vocabulary_key()
+        return self._learned.get(key) if key is not None else None
+
+    def needs_vocabulary(self) -> bool:
+        """True when the model needs a vocabulary not learned yet (the data check learns it)."""
+        return self.vocabulary_key() is not None and self.learned_vocabulary() is None
+
+    def set_learned_vocabulary(self, key: str, learned: Any) -> None:
+        """Keep a vocabulary learned for ``key`` (from :meth:`vocabulary_key`); model_config uses it."""
+        if len(self._learned) >= 4:  # a few kept: switching back to an earlier choice is free
+            self._learned.pop(next(iter(self._learned)))
+        self._learned[key] = learned
+        self._sync_vocab_note()
 
     def _sync_mode(self) -> None:
         """Fine-tune / New: the geometry rows show the model trained; typed run settings stay."""
@@ -193,6 +290,8 @@ class TrainingForm(QWidget):
             self.channels,
             self.levels,
             self.seq_len,
+            self.tokenizer,
+            self.vocab_size,
             self.ell,
         ):
             w.setEnabled(new)
@@ -206,6 +305,7 @@ class TrainingForm(QWidget):
                 geometry, self._new_geometry = self._new_geometry, None
                 self.set_values({k: v for k, v in geometry.items() if k != "preset"})
             self.apply_preset(self.preset.currentData())
+        self._sync_vocab_note()
         self.model_changed.emit()
 
     def _show_parent_geometry(self) -> None:
@@ -217,7 +317,9 @@ class TrainingForm(QWidget):
         if cfg.modality == "image":
             shown.update(height_=cfg.height, width_=cfg.width, channels=cfg.channels, levels=cfg.num_classes)
         else:
-            shown.update(seq_len=cfg.seq_len)
+            shown.update(seq_len=cfg.seq_len, tokenizer=cfg.tokenizer or "bytes")
+            if cfg.tokenizer == "bpe":
+                shown.update(vocab_size=cfg.num_classes)
         for key, value in shown.items():
             try:
                 self.set_values({key: value})
@@ -233,12 +335,15 @@ class TrainingForm(QWidget):
             geo = (
                 f"{config.height}\u00d7{config.width}\u00d7{config.channels}, {config.num_classes} levels"
                 if config.modality == "image"
+                else f"{config.seq_len} tokens, {tokens_words(config)}"
+                if config.tokenizer == "bpe"
                 else f"{config.seq_len} bytes"
             )
             self.selected_label.setText(f"<b>{name}</b>: {config.modality} {geo}, \u2113={config.ell}")
         if self.finetune.isChecked():
             self._show_parent_geometry()
             self.model_changed.emit()
+        self._sync_vocab_note()
 
     def is_finetune(self) -> bool:
         """True when fine-tuning (the selected model, if one is selected)."""
@@ -253,6 +358,25 @@ class TrainingForm(QWidget):
         p = PRESETS[self.preset.currentData()]
         common = dict(ell=self.ell.value(), d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads)
         if self.modality.currentData() == "text":
+            if self.tokenizer.currentData() == "bpe":
+                learned = self.learned_vocabulary()
+                if learned is None:  # until the data check learns it: the size asked for, no vocabulary
+                    return eng.ModelConfig(
+                        modality="text",
+                        num_classes=self.vocab_size.value(),
+                        seq_len=self.seq_len.value(),
+                        tokenizer="bpe",
+                        **common,
+                    )
+                vocab = learned.tokenizer
+                return eng.ModelConfig(
+                    modality="text",
+                    num_classes=vocab.vocab_size,
+                    seq_len=self.seq_len.value(),
+                    tokenizer="bpe",
+                    vocabulary=vocab,
+                    **common,
+                )
             return eng.ModelConfig(
                 modality="text", num_classes=256, seq_len=self.seq_len.value(), tokenizer="bytes", **common
             )
@@ -270,7 +394,15 @@ class TrainingForm(QWidget):
         if self.is_finetune():
             name, path, _cfg = self.selected
             return {"kind": "finetune", "path": path, "name": name}
-        return {"kind": "new", "config": self.model_config().to_dict()}
+        cfg = self.model_config()
+        out: dict[str, Any] = {"kind": "new", "config": cfg.to_dict()}
+        if cfg.vocabulary is not None:  # the vocabulary itself goes in a file beside the run record
+            out["vocabulary_digest"] = cfg.vocabulary.digest
+            out["vocabulary_requested"] = self.vocab_size.value()
+            bpt = getattr(cfg.vocabulary, "trained_bytes_per_token", None)
+            if bpt:
+                out["vocabulary_bytes_per_token"] = float(bpt)
+        return out
 
     def _preset_chosen(self) -> None:
         self._typed.clear()  # a size chosen brings its run defaults
@@ -365,6 +497,7 @@ class TrainingForm(QWidget):
         form.addRow(self.skipped)
         form.addRow(self.stats)
         box.setLayout(form)
+        self.data_path.textChanged.connect(lambda _t: self._sync_vocab_note())
         self.pick_folder.clicked.connect(self.browse_folder)
         self.pick_file.clicked.connect(self.browse_file)
         self.fit.currentIndexChanged.connect(lambda _i: self.data_options_changed.emit())
@@ -484,7 +617,10 @@ class TrainingForm(QWidget):
             else:
                 widget.setValue(value)
 
-    MODEL_KEYS = ("preset", "modality", "height_", "width_", "channels", "levels", "seq_len", "ell")
+    MODEL_KEYS = (
+        "preset", "modality", "height_", "width_", "channels", "levels", "seq_len", "tokenizer", "vocab_size",
+        "ell",
+    )  # fmt: skip
     RUN_KEYS = (
         "data_path", "fit", "text_mode", "background", "background_colour", "include", "exclude",
         "column", "drop_flat", "name", "steps", "batch", "lr", "ema", "objective",
@@ -544,7 +680,9 @@ class TrainingForm(QWidget):
                 geometry.update(height_=cfg.height, width_=cfg.width, channels=cfg.channels)
                 geometry.update(levels=cfg.num_classes)
             else:
-                geometry.update(seq_len=cfg.seq_len)
+                geometry.update(seq_len=cfg.seq_len, tokenizer=cfg.tokenizer or "bytes")
+                if cfg.tokenizer == "bpe":  # the size asked for (the data may have supported fewer)
+                    geometry.update(vocab_size=model.get("vocabulary_requested") or cfg.num_classes)
             self.restore_some(geometry)
         tc = record.train_config
         run = {

@@ -28,6 +28,8 @@ from studio.enginelink import eng
 
 UNFINISHED = ("running", "paused")
 MODEL_SUFFIX = ".safetensors"
+VOCABULARY_FILE = "vocabulary.json"  # a new BPE text model's vocabulary, in the run's folder
+_VOCABULARIES: dict[tuple[str, str], Any] = {}  # (file, digest) -> BpeTokenizer read from it
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,23 @@ def memory_estimate(config: Any, batch_size: int, num_parameters: int) -> int:
 _PARAMS: dict[str, int] = {}
 
 
+@dataclass(frozen=True)
+class SizeOnly:
+    """Stands in for a BPE vocabulary not learned yet: sizes and speed depend only on C."""
+
+    vocab_size: int
+
+
+def buildable(config: Any) -> Any:
+    """``config``, or for a BPE text config without its vocabulary one a model can be built from.
+
+    Only for counting parameters and timing steps (the tokens themselves are never decoded).
+    """
+    if getattr(config, "tokenizer", "") == "bpe" and config.vocabulary is None:
+        return config.replace(vocabulary=SizeOnly(config.num_classes))
+    return config
+
+
 def num_parameters(config: Any) -> int:
     """Parameter count of a model built from ``config`` (built once on the CPU, then cached).
 
@@ -83,7 +102,7 @@ def num_parameters(config: Any) -> int:
     key = json.dumps(config.to_dict(), sort_keys=True)
     if key not in _PARAMS:
         with torch.no_grad():
-            _PARAMS[key] = sum(p.numel() for p in eng.PrimeModel(config).parameters())
+            _PARAMS[key] = sum(p.numel() for p in eng.PrimeModel(buildable(config)).parameters())
     return _PARAMS[key]
 
 
@@ -126,7 +145,7 @@ def probe_speed(config: Any, batch_size: int, cancel: Any = None, budget_s: floa
     if memory_estimate(config, b, num_parameters(config)) > PROBE_MEMORY_LIMIT:
         return SKIPPED  # too big to try here: a probe must never exhaust the machine
     torch.manual_seed(0)
-    model = eng.PrimeModel(config).train()
+    model = eng.PrimeModel(buildable(config)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     codec = model.codec
     x0 = torch.randint(0, config.num_classes, (b, config.seq_length))  # (b, L)
@@ -319,16 +338,48 @@ class RunRecord:
         """The TrainConfig."""
         return eng.TrainConfig.from_dict(self.train_config)
 
+    @property
+    def vocabulary_path(self) -> Path:
+        """A new BPE text model's vocabulary (tokenizers JSON), beside the model file of the run."""
+        return Path(self.out).with_name(VOCABULARY_FILE)
+
+    def _new_config(self) -> Any:
+        """A new model's config, with its BPE vocabulary read back from :attr:`vocabulary_path`."""
+        cfg = eng.ModelConfig.from_dict(self.model["config"])
+        digest = self.model.get("vocabulary_digest")
+        if cfg.modality != "text" or cfg.tokenizer != "bpe" or not digest:
+            return cfg
+        cached = _VOCABULARIES.get((str(self.vocabulary_path), digest))
+        if cached is not None:  # read once: previews ask for the config at every event
+            return cfg.replace(vocabulary=cached)
+        try:
+            text = self.vocabulary_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            where = self.vocabulary_path
+            raise ValueError(f"run {self.id}: its vocabulary {where} is unreadable ({exc})") from None
+        vocab = eng.BpeTokenizer(text, expected_size=cfg.num_classes)  # TokenizerError (a ValueError)
+        if vocab.digest != digest:
+            raise ValueError(
+                f"run {self.id}: {self.vocabulary_path} is not the vocabulary it was started with"
+            )
+        bpt = self.model.get("vocabulary_bytes_per_token")
+        if isinstance(bpt, (int, float)) and bpt > 0:
+            vocab.trained_bytes_per_token = float(bpt)
+        if len(_VOCABULARIES) >= 4:
+            _VOCABULARIES.pop(next(iter(_VOCABULARIES)))
+        _VOCABULARIES[(str(self.vocabulary_path), digest)] = vocab
+        return cfg.replace(vocabulary=vocab)
+
     def model_source(self) -> Any:
         """What ``iter_train`` starts from: a ModelConfig (new) or the parent model's path."""
         if self.model["kind"] == "new":
-            return eng.ModelConfig.from_dict(self.model["config"])
+            return self._new_config()
         return self.model["path"]
 
     def model_config(self) -> Any:
         """The model's configuration (reads only the parent file's metadata when fine-tuning)."""
         if self.model["kind"] == "new":
-            return eng.ModelConfig.from_dict(self.model["config"])
+            return self._new_config()
         return eng.read_model_info(self.model["path"]).config
 
     def save(self, **changes: Any) -> RunRecord:
@@ -352,11 +403,19 @@ class RunRecord:
             raise ValueError(f"{path}: not a readable training run record ({exc})") from None
 
 
-def new_run(name: str, data: str, model: dict[str, Any], train_config: Any) -> RunRecord:
-    """A new run record with its own output folder (not written yet)."""
+def new_run(
+    name: str, data: str, model: dict[str, Any], train_config: Any, vocabulary: Any = None
+) -> RunRecord:
+    """A new run record with its own output folder (the record is not written yet).
+
+    ``vocabulary``: a new BPE text model's (a BpeTokenizer), written into the folder now.
+    """
     run_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     folder = runs_dir() / run_id
     folder.mkdir(parents=True, exist_ok=True)
+    if vocabulary is not None:
+        eng.write_text(folder / VOCABULARY_FILE, vocabulary.to_json())
+        model = dict(model, vocabulary_digest=vocabulary.digest)
     return RunRecord(
         id=run_id,
         name=name,

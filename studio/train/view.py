@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import time
 from typing import Any
 
@@ -86,18 +87,28 @@ class PixelView(QWidget):
             p.end()
 
 
-def tokens_text(tokens: Any) -> str:
-    """Text tokens (N, L) decoded, one sample per block."""
-    return "\n\u2500\u2500\u2500\u2500\n".join(eng.tokens_to_text(row) for row in tokens)
+def tokens_text(tokens: Any, tokenizer: Any = None) -> str:
+    """Text tokens (N, L) decoded with the model's ``tokenizer`` (bytes by default), one sample per block."""
+    tok = tokenizer if tokenizer is not None else eng.BYTES
+    return "\n\u2500\u2500\u2500\u2500\n".join(eng.tokens_to_text(row, tok) for row in tokens)
 
 
-def text_item(i: int, text: str, source: str = "") -> str:
+TOKEN_PAD_TAIL = re.compile(r"(?:\|\n)+$")  # a BPE preview's padding: newline tokens, each ended by "|"
+
+
+def text_item(i: int, text: str, source: str = "", tokens: bool = False) -> str:
     """One text preview item: its number and source, the text, and its newline padding as one mark.
 
-    Tokens are bytes, so every character is one token (two to four for non-ASCII characters).
+    Byte tokens: every character is one token (two to four for non-ASCII characters); a BPE
+    model's preview text marks where each token ends with ``|`` (the report writes it).
     """
-    body = text.rstrip("\n")
-    pad = len(text) - len(body)
+    if tokens:
+        tail = TOKEN_PAD_TAIL.search(text)
+        body = text[: tail.start()] if tail else text
+        pad = (len(text) - len(body)) // 2
+    else:
+        body = text.rstrip("\n")
+        pad = len(text) - len(body)
     head = f"\u2500\u2500 {i + 1}" + (f" \u00b7 {source}" if source else "") + " \u2500\u2500"
     return f"{head}\n{body}" + (f"\u23ce\u00d7{pad} (padding)" if pad else "")
 
@@ -251,11 +262,11 @@ class TrainingView(QWidget):
             self.preview_stack.setCurrentWidget(self.preview_image)
         else:
             if texts:
-                body = "\n".join(
-                    text_item(i, text, sources[i] if i < len(sources) else "") for i, text in enumerate(texts)
-                )
+                bpe = getattr(config, "tokenizer", "") == "bpe"
+                names = [sources[i] if i < len(sources) else "" for i in range(len(texts))]
+                body = "\n".join(text_item(i, t, names[i], bpe) for i, t in enumerate(texts))
             else:
-                body = tokens_text(tokens)
+                body = tokens_text(tokens, eng.tokenizer_of(config))
             self.preview_text.setPlainText(body)
             self.preview_stack.setCurrentWidget(self.preview_text)
 

@@ -1,10 +1,15 @@
 """Hover details: digits, values still possible and the model's most likely values.
 
+For a BPE text model the values are vocabulary entries, shown as words: a partially decided
+token says how many entries its visible digits still allow and which are most likely.
+
 A mixin of :class:`studio.workspace.session.Session`; probabilities come from the engine thread through
 the bridge (one sample at the shown step, cached), never computed on the GUI thread.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class HoverMixin:
@@ -26,6 +31,7 @@ class HoverMixin:
         if sample < 0 or self.shown_state is None:
             self._hover = None
             self.views.text.hover.setText(" ")
+            self.views.text.view.viewport().setToolTip("")
             return
         self._hover = (sample, token, 1)
         self._refresh_hover()
@@ -40,6 +46,9 @@ class HoverMixin:
         probs = self._probs.get(key)
         if probs is None:
             self._request_probs(key)
+        if self.renderer.config.modality == "text" and self.renderer.bpe:
+            self._show_vocabulary_hover(sample, first, probs[first] if probs is not None else None)
+            return
         names = ("R", "G", "B") if count == 3 else ("",) * count
         parts = []
         for c in range(count):
@@ -64,6 +73,33 @@ class HoverMixin:
             where = f"sample {sample + 1}, byte {first}"
         label = self.views.text.hover if self.renderer.config.modality == "text" else self.views.canvas.hover
         label.setText(f"{where}: " + "  |  ".join(parts))
+
+    def _show_vocabulary_hover(self, sample: int, token: int, probs: Any) -> None:
+        """Text hover of a BPE model: the token's id and entry, or the entries its digits allow.
+
+        The candidates are ranked by the model's probabilities once they arrived from the engine
+        thread, until then by the prediction recorded at this step (then by id).
+        """
+        digits = self.shown_state[sample, token]
+        renderer = self.renderer
+        about = renderer.describe_text_token(digits, probs, self._recorded_prediction(sample, token))
+        where = f"sample {sample + 1}, token {token + 1} of {self.shown_state.shape[1]}"
+        text = f"{where}: digits [{renderer.token_info(digits, token).digits_text()}] \u00b7 {about}"
+        self.views.text.hover.setText(text)
+        self.views.text.view.viewport().setToolTip(f"{where}\n{about}")
+
+    def _recorded_prediction(self, sample: int, token: int) -> int:
+        """The model's predicted token recorded at the shown step (-1: none, or a live view)."""
+        entry = self.entry
+        if entry is None or (self.job is not None and not self.job.done()):
+            return -1
+        try:
+            pred = entry.trajectory.prediction_at(self.shown_step)
+        except ValueError:
+            return -1
+        if pred is None or sample >= pred.shape[0] or token >= pred.shape[1]:
+            return -1
+        return int(pred[sample, token])
 
     def _request_probs(self, key: tuple[int, int, int]) -> None:
         entry = self.entry

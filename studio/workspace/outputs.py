@@ -88,7 +88,8 @@ class OutputsMixin:
         """Decoded text of every sample of a text entry (cut to the chosen length), or of one."""
         length = int(entry.settings.get("length") or entry.model.config.seq_length)
         tokens = entry.result.tokens if sample is None else entry.result.tokens[sample : sample + 1]
-        return [enginelink.tokens_to_text(t[:length]) for t in tokens]
+        tokenizer = enginelink.tokenizer_of(entry.model.config)
+        return [enginelink.tokens_to_text(t[:length], tokenizer) for t in tokens]
 
     # ------------------------------------------------------------------ saving
     def output_record(self, entry: Entry, name: str) -> dict[str, Any]:
@@ -101,6 +102,8 @@ class OutputsMixin:
                 "name": entry.model.name,
                 "path": entry.model.path,
                 "config": entry.model.config.to_dict(),
+                # a BPE model's vocabulary stays in its model file; this names which one it was
+                "tokenizer_digest": enginelink.tokenizer_of(entry.model.config).digest,
             },
             "request": request,
             "entry": {
@@ -266,6 +269,12 @@ class OutputsMixin:
         settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
         settings = dict(settings or saved.settings())
         handle = self._handle_for(str(model.get("name") or settings.get("model") or "model"), config, model)
+        if handle.config.vocabulary is None and config.tokenizer == "bpe":
+            # not loaded: the vocabulary comes from the model file (shown as ids if it is gone)
+            config = enginelink.with_vocabulary(
+                config, str(model.get("path") or ""), str(model.get("tokenizer_digest") or "")
+            )
+            handle = dataclasses.replace(handle, config=config)
         result = eng.SampleResult(
             tokens=traj.tokens_at(traj.steps_done),
             trajectory=traj,
@@ -329,7 +338,9 @@ class OutputsMixin:
             ) from None
         current = self.handle
         handle = await self.load_model(str(path))
-        if handle.config.to_dict() != offline.config.to_dict():
+        vocab = offline.config.vocabulary
+        other_vocab = vocab is not None and enginelink.tokenizer_of(handle.config).digest != vocab.digest
+        if handle.config.to_dict() != offline.config.to_dict() or other_vocab:
             if current is not None:
                 self.set_model(current)
             raise ValueError(

@@ -195,8 +195,10 @@ class Session(HoverMixin, OutputsMixin):
         assert self.handle is not None
         length_total = self.handle.config.seq_length
         length = int(settings.get("length") or length_total)
-        prefix = enginelink.text_to_tokens(settings.get("prefix") or "")
-        suffix = enginelink.text_to_tokens(settings.get("suffix") or "")
+        # the user types text; the model's tokenizer (bytes or its BPE vocabulary) makes the tokens
+        tokenizer = enginelink.tokenizer_of(self.handle.config)
+        prefix = enginelink.text_to_tokens(settings.get("prefix") or "", tokenizer)
+        suffix = enginelink.text_to_tokens(settings.get("suffix") or "", tokenizer)
         if not prefix.numel() and not suffix.numel():
             return None
         codec = eng.Codec.from_config(self.handle.config)

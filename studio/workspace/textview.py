@@ -1,8 +1,9 @@
 """The text view.
 
 Samples with tokens coloured by state (masked / partial with candidates /
-visible), or by the model's confidence in each revealed token; hover shows a token's digits;
-select a span to regenerate it.
+visible), or by the model's confidence in each revealed token; hover outlines one token (where
+it starts and ends: a BPE token is often several characters) and shows its digits and what they
+still allow; select a span to regenerate it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class TokenText(QTextEdit):
         self.setFont(font)
         self._starts: list[int] = []  # document position where each token starts
         self._owners: list[tuple[int, int]] = []  # (sample, token) per entry of _starts
+        self._ends: list[int] = []  # document position after each token
+        self._where: dict[tuple[int, int], int] = {}  # (sample, token) -> entry of _starts
+        self.highlighted: tuple[int, int] | None = None  # the token outlined (hovered)
         self.dark = False
 
     def set_segments(
@@ -87,7 +91,7 @@ class TokenText(QTextEdit):
         header.setForeground(QColor("#888888"))
         self.clear()
         cursor = QTextCursor(self.document())
-        starts, owners = [], []
+        starts, owners, ends = [], [], []
         for n, segments in enumerate(samples):
             if len(samples) > 1:
                 cursor.insertText(("\n\n" if n else "") + f"\u2014 sample {n + 1} \u2014\n", header)
@@ -101,7 +105,35 @@ class TokenText(QTextEdit):
                     fmt.setBackground(QColor(shades[i]))
                     fmt.setForeground(QColor("#111111"))
                 cursor.insertText(text, fmt)
-        self._starts, self._owners = starts, owners
+                ends.append(cursor.position())
+        self._starts, self._owners, self._ends = starts, owners, ends
+        self._where = {owner: k for k, owner in enumerate(owners)}
+        if self.highlighted is not None:
+            self.highlight(*self.highlighted)
+
+    def token_span(self, sample: int, token: int) -> tuple[int, int] | None:
+        """Document positions (start, end) of one token's text, None if it is not shown."""
+        k = self._where.get((sample, token))
+        return None if k is None else (self._starts[k], self._ends[k])
+
+    def highlight(self, sample: int, token: int) -> None:
+        """Outline one token (its boundaries: where it starts and ends); (-1, -1) clears."""
+        span = self.token_span(sample, token)
+        self.highlighted = (sample, token) if span is not None else None
+        if span is None:
+            self.setExtraSelections([])
+            return
+        sel = QTextEdit.ExtraSelection()
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(span[0])
+        cursor.setPosition(span[1], QTextCursor.MoveMode.KeepAnchor)
+        sel.cursor = cursor
+        fmt = QTextCharFormat()
+        fmt.setBackground(QColor("#3d6fd6" if self.dark else "#b9d0ff"))
+        fmt.setForeground(QColor("#ffffff" if self.dark else "#111111"))
+        fmt.setFontUnderline(True)
+        sel.format = fmt
+        self.setExtraSelections([sel])
 
     def token_at(self, position: int) -> tuple[int, int] | None:
         """(sample, token) at a document position."""
@@ -124,7 +156,13 @@ class TokenText(QTextEdit):
         super().mouseMoveEvent(event)
         pos = self.cursorForPosition(event.position().toPoint()).position()
         hit = self.token_at(max(0, pos - 1)) if self._starts else None
+        self.highlight(*(hit or (-1, -1)))
         self.hovered.emit(*(hit or (-1, -1)))
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """The pointer left: no token is hovered."""
+        super().leaveEvent(event)
+        self.highlight(-1, -1)
 
 
 class TextPanel(QWidget):
