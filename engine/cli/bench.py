@@ -23,7 +23,8 @@ from engine.cli.common import emit
 
 MODE_HELP = {
     "sample": "sampler cost per ell (--ell, default 1 2 4 8) on a CPU-sized image model "
-    "(--size, --image-size): network time and engine overhead per step, NFE and idle steps at "
+    "(--size, --image-size), or on BPE text models with --classes C ... (--seq-len): network time "
+    "and engine overhead per step, NFE and idle steps at "
     "T = --steps (beside the closed-form expected idle count T (1 - 1/T)^N, docs/METHOD.md), "
     "trajectory memory per sub-token",
     "matmul": "this machine's fp32 and bf16 matmul GFLOP/s, peak and median over repeats",
@@ -37,6 +38,8 @@ MODE_HELP = {
     "objectives": "the training objectives (valid bound, unweighted masked cross-entropy, the paper's "
     "surrogate) trained alike (--train-steps) on digits and KJV, each judged by the held-out valid "
     "bound and sample quality; needs the recipes extra",
+    "tokenized": "tokenized KJV set-ups (--settings V:ell[:shuffle] ...) trained alike (--train-steps, "
+    "small backbone), each judged by the held-out bound in bits per byte, real-word share and time",
 }
 MODES = tuple(MODE_HELP)
 
@@ -74,6 +77,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--steps", type=int, nargs="+", default=[64, 256, 1024], help="sample: step counts T")
     p.add_argument("--size", default="small", help="sample: backbone preset (see 'prime init --help')")
     p.add_argument("--image-size", type=int, default=16, help="sample: image side (grey, C=256)")
+    p.add_argument(
+        "--classes",
+        type=int,
+        nargs="+",
+        help="sample: time a BPE text model with these vocabulary sizes C (257..65536, e.g. 4096 50257) "
+        "instead of the image model",
+    )
+    p.add_argument("--seq-len", type=int, default=128, help="sample: tokens per text sample with --classes")
     p.add_argument("--num", type=int, default=1, help="sample: samples per run (batch)")
     p.add_argument("--repeats", type=int, default=1, help="sample: runs per setting (seeds 0..n-1)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
@@ -89,7 +100,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument(
         "--threshold", type=float, default=0.9, help="quality: tau of the threshold strategy (default 0.9)"
     )
-    p.add_argument("--train-steps", type=int, default=1200, help="objectives: training steps per objective")
+    p.add_argument(
+        "--train-steps", type=int, default=1200, help="objectives/tokenized: training steps per run"
+    )
+    p.add_argument(
+        "--settings",
+        nargs="+",
+        metavar="V:ELL[:shuffle]",
+        help="tokenized: vocabulary size, ell and optional id shuffling per run "
+        "(default 4096:2 8192:1 8192:2 8192:2:shuffle 8192:4)",
+    )
     p.add_argument("--quick", action="store_true", help="a small, fast configuration (sample, matmul, train)")
     p.add_argument(
         "--pass",
@@ -145,7 +165,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_module("studio.bench", args, json_flag)
     if args.passthrough:
         raise ValueError(f"--pass is for the train and gui benchmarks, not {args.mode!r}")
-    if args.mode in ("quality", "objectives"):
+    if args.mode in ("quality", "objectives", "tokenized"):
         if args.mode == "quality":
             from engine.bench import quality as bench  # imports sklearn and the bundled models: on demand
 
@@ -158,6 +178,10 @@ def run_bench(args: argparse.Namespace) -> int:
                 "strategies": args.strategies,
                 "threshold": args.threshold,
             }
+        elif args.mode == "tokenized":
+            from engine.bench import tokenized as bench
+
+            options = {"steps": args.train_steps, "num": args.samples, "settings": args.settings}
         else:
             from engine.bench import objectives as bench
 
@@ -172,12 +196,35 @@ def run_bench(args: argparse.Namespace) -> int:
         )
         emit(args, report, matmul_table(report))
         return 0
-    for value in [*args.ell, *args.steps, args.num, args.repeats, args.image_size]:
+    for value in [*args.ell, *args.steps, args.num, args.repeats, args.image_size, args.seq_len]:
         if value < 1:
-            raise ValueError(f"--ell, --steps, --num, --repeats and --image-size must be >= 1, got {value}")
+            raise ValueError(
+                f"--ell, --steps, --num, --repeats, --image-size and --seq-len must be >= 1, got {value}"
+            )
+    for value in args.classes or []:
+        if not 257 <= value <= 65536:
+            raise ValueError(f"--classes must be in 257..65536 (a BPE vocabulary size), got {value}")
     if args.quick:
-        report = bench_sample([1, 2], [8, 16], size="tiny", image_size=4, num_samples=1, repeats=1)
+        report = bench_sample(
+            [1, 2],
+            [8, 16],
+            size="tiny",
+            image_size=4,
+            num_samples=1,
+            repeats=1,
+            classes=args.classes,
+            seq_len=8,
+        )
     else:
-        report = bench_sample(args.ell, args.steps, args.size, args.image_size, args.num, args.repeats)
+        report = bench_sample(
+            args.ell,
+            args.steps,
+            args.size,
+            args.image_size,
+            args.num,
+            args.repeats,
+            classes=args.classes,
+            seq_len=args.seq_len,
+        )
     emit(args, report, sample_table(report))
     return 0

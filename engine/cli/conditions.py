@@ -20,27 +20,49 @@ from engine.api import Condition
 from engine.files.convert import images_to_tokens, text_to_tokens
 from engine.files.modelfile import ModelInfo, check_regular_file
 from engine.sampling import region_condition
+from engine.tokenizer import tokenizer_of
+
+
+def flag_bytes(text: str, flag: str) -> bytes:
+    """A text flag's bytes as given on the command line (invalid UTF-8 there is kept byte for byte).
+
+    Python hands undecodable argument bytes over as surrogate escapes; they turn back into the
+    original bytes here, so the model's tokenizer sees exactly what was typed.
+    """
+    try:
+        return text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{flag} holds a lone surrogate (U+{ord(text[exc.start]):04X}) that is not text; "
+            "give it as UTF-8 (or any bytes)"
+        ) from None
 
 
 def text_condition_from_flags(
     args: argparse.Namespace, model: Any, info: ModelInfo
 ) -> tuple[Condition | None, int]:
-    """Condition for --prompt/--suffix/--length and the number of tokens to show."""
+    """Condition for --prompt/--suffix/--length and the number of tokens to show.
+
+    The prompt and suffix are encoded with the model's tokenizer (bytes, or its BPE vocabulary).
+    """
     cfg = info.config
     seq = cfg.seq_length
-    prompt = text_to_tokens(args.prompt) if args.prompt else torch.zeros(0, dtype=torch.long)
-    suffix = text_to_tokens(args.suffix) if args.suffix else torch.zeros(0, dtype=torch.long)
+    tok = tokenizer_of(cfg)
+    unit = "bytes" if tok.kind == "bytes" else "tokens"
+    empty = torch.zeros(0, dtype=torch.long)
+    prompt = text_to_tokens(flag_bytes(args.prompt, "--prompt"), tok) if args.prompt else empty
+    suffix = text_to_tokens(flag_bytes(args.suffix, "--suffix"), tok) if args.suffix else empty
     n_p, n_s = prompt.numel(), suffix.numel()
     if n_p > seq:
-        raise ValueError(f"the prompt is {n_p} bytes but model {info.name!r} holds only {seq} tokens")
+        raise ValueError(f"the prompt is {n_p} {unit} but model {info.name!r} holds only {seq} tokens")
     if args.length is not None and args.length < 1:
         raise ValueError(f"--length must be >= 1, got {args.length}")
     length = seq - n_p - n_s if args.length is None else args.length
     total = n_p + length + n_s
     if length < 1 or total > seq:
         raise ValueError(
-            f"prompt ({n_p} bytes) + length ({length}) + suffix ({n_s} bytes) = {total} tokens does not fit "
-            f"in model {info.name!r}, which holds {seq} tokens and needs at least 1 to generate"
+            f"prompt ({n_p} {unit}) + length ({length}) + suffix ({n_s} {unit}) = {total} tokens does not "
+            f"fit in model {info.name!r}, which holds {seq} tokens and needs at least 1 to generate"
         )
     if n_p == 0 and n_s == 0:
         return None, total

@@ -15,7 +15,9 @@ from engine.training.evaluate import evaluate
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``prime eval``."""
-    p = subparsers.add_parser("eval", help="valid bound (bits/dim, perplexity) of a model on data")
+    p = subparsers.add_parser(
+        "eval", help="valid bound (bits/dim; text: bits/token and bits/byte) of a model on data"
+    )
     p.add_argument("--model", required=True, help="library name or path of a model")
     p.add_argument("--data", required=True, help="image folder, or a .txt/.md file or folder")
     p.add_argument(
@@ -35,8 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4f}" if value == value and abs(value) != float("inf") else "n/a"
+def _fmt(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None and value == value and abs(value) != float("inf") else "n/a"
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -78,7 +80,17 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"items used: {result.items} ({result.split})")
         print(f"valid bound: {result.nats_per_token:.4f} ± {se} nats/token")
         print(f"             {result.bits_per_token:.4f} ± {se_bits} bits/token")
-        print(f"             {result.bits_per_dim:.4f} bits/dim (per sub-pixel or byte)")
-        print(f"perplexity:  <= {result.perplexity:.3f} (exp of the bound in nats/token)")
+        if result.modality == "text":
+            print(
+                f"             {_fmt(result.bits_per_byte)} ± {_fmt(result.stderr_bits_per_byte)} "
+                f"bits/byte (of the UTF-8 text: {result.tokenizer} tokens, "
+                f"{_fmt(result.bytes_per_token)} bytes per token)"
+            )
+        else:
+            print(f"             {result.bits_per_dim:.4f} bits/dim (per sub-pixel)")
+        print(
+            f"perplexity:  <= {result.perplexity:.3f} per token "
+            "(an upper bound: exp of the bound in nats/token)"
+        )
         print(f"how: {result.how}; {seconds:.1f} s")
     return 0

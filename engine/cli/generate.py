@@ -386,7 +386,7 @@ def run_generate(args: argparse.Namespace) -> int:
             extra = conditioning_summary(args)
             outputs.append(_write_images(out, files.temp(out), info, request, result, args.scale, extra))
         else:
-            texts = [tokens_to_text(row[:shown]) for row in result.tokens]
+            texts = [tokens_to_text(row[:shown], model.tokenizer) for row in result.tokens]  # bytes or BPE
             _write_text(files.temp(out), texts, request.seed)
             outputs.append({"kind": "text", "path": str(out), "texts": texts})
             if gif is not None:
@@ -413,6 +413,7 @@ def run_generate(args: argparse.Namespace) -> int:
     }
     if texts is not None:
         payload["texts"] = texts
+        payload["tokenizer"] = model.tokenizer.kind
     summary = (
         f"{'text' if texts is not None else 'images'}: {', '.join(o['path'] for o in outputs)}  "
         f"({request.num_samples} sample(s), {result.steps_done}/{request.steps} steps, "
@@ -464,6 +465,10 @@ def _write_image_gif(
 def _write_text_gif(gif: Path, tmp: Path, model: Any, result: SampleResult, shown: int) -> dict[str, Any]:
     traj = result.trajectory
     steps = frame_steps(result.steps_done)
-    frames = [text_frame(traj.state_at(k)[:, :shown], model.codec) for k in steps]
+    final = result.tokens[:, :shown]
+    frames = [
+        text_frame(traj.state_at(k)[:, :shown], model.codec, tokenizer=model.tokenizer, final=final)
+        for k in steps
+    ]
     save_gif(tmp, frames)
     return {"kind": "trajectory", "path": str(gif), "frames": len(frames), "steps_shown": steps}

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from engine.cli.common import (
     EXIT_ERROR,
     CliError,
@@ -17,6 +19,7 @@ from engine.cli.common import (
     human_size,
     one_line,
     printable,
+    resolve_model_path,
     table,
 )
 from engine.config import MODALITIES, SCHEDULES, SIZES, ModelConfig
@@ -38,8 +41,10 @@ def describe_config(cfg: ModelConfig) -> str:
     """One line about the data side of a config: modality, shape, C, ell and base."""
     if cfg.modality == "image":
         shape = f"image {cfg.height}x{cfg.width}x{cfg.channels}"
+    elif cfg.tokenizer == "bpe":
+        shape = f"text (bpe, {cfg.num_classes:,} entries) of {cfg.seq_len} tokens"
     else:
-        shape = f"text ({cfg.tokenizer}) of {cfg.seq_len} tokens"
+        shape = f"text (bytes) of {cfg.seq_len} tokens"
     return f"{shape}, C={cfg.num_classes}, ell={cfg.ell} (base {cfg.base})"
 
 
@@ -66,6 +71,9 @@ def format_info(info: ModelInfo) -> str:
     ]
     if cfg.permutation is not None:
         lines.append("shuffling:  token ids permuted before encoding (Prime-v2)")
+    vocab = tokenizer_line(cfg)
+    if vocab:
+        lines.append(f"tokenizer:  {vocab}")
     bound = metric_summary(info.card)
     if bound:
         lines.append(f"metric:     {bound}")
@@ -73,6 +81,20 @@ def format_info(info: ModelInfo) -> str:
     for key in sorted(info.card):
         lines.append(f"  {printable(_short(key, 60), keep_newlines=False)}: {_short(info.card[key])}")
     return "\n".join(lines)
+
+
+def tokenizer_line(cfg: ModelConfig) -> str:
+    """A text model's tokenizer in words (``""`` for images)."""
+    if cfg.modality != "text":
+        return ""
+    vocab = cfg.vocabulary
+    if cfg.tokenizer != "bpe" or vocab is None:
+        return "bytes (every UTF-8 byte is one token, C = 256)"
+    text = f"byte-level BPE, {vocab.vocab_size:,} entries (checksum {vocab.digest})"
+    bpt = getattr(vocab, "trained_bytes_per_token", None)
+    if bpt:
+        text += f", {bpt:.2f} bytes per token on the text it was learned from"
+    return text
 
 
 def _number(value: Any) -> float | None:
@@ -91,9 +113,20 @@ def metric_summary(card: dict[str, Any]) -> str:
     text = f"valid bound {_number(bound['bits_per_dim']):.4g}"
     if _number(bound.get("stderr_bits_per_dim")) is not None:
         text += f" +- {_number(bound['stderr_bits_per_dim']):.2g}"
-    text += " bits/dim"
+    per_byte = _number(bound.get("bits_per_byte"))
+    if bound.get("modality") == "text" or per_byte is not None:
+        text += " bits/token"
+        if per_byte is not None:
+            text += f", {per_byte:.4g}"
+            if _number(bound.get("stderr_bits_per_byte")) is not None:
+                text += f" +- {_number(bound['stderr_bits_per_byte']):.2g}"
+            text += " bits/byte"
+        per_token = " per token"
+    else:
+        text += " bits/dim"
+        per_token = ""
     if _number(bound.get("perplexity")) is not None:
-        text += f", perplexity <= {_number(bound['perplexity']):.4g}"
+        text += f", perplexity{per_token} <= {_number(bound['perplexity']):.4g}"
     where = [_short(bound[k], 40) for k in ("split",) if bound.get(k)]
     if bound.get("items"):
         where.append(f"{_short(bound['items'], 20)} items")
@@ -303,6 +336,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+STORE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """``prime convert MODEL --out PATH``: the same model with its weights stored in another type."""
+    source = resolve_model_path(args.model)
+    model, info = load_model(source)
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        out = out.with_name(out.name + ".safetensors")
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} already exists; choose another --out or pass --force")
+    card = dict(info.card)
+    card["stored_dtype"] = args.dtype
+    card["converted_from"] = {"path": str(source), "weights_digest": info.digest}
+    save_model(out, model, card, dtype=STORE_DTYPES[args.dtype])
+    new = read_model_info(out)
+    emit(
+        args,
+        {"path": str(out), "dtype": args.dtype, "file_size": new.file_size, "was": info.file_size},
+        f"wrote {out}: weights stored as {args.dtype}, {new.file_size / 1e6:.1f} MB "
+        f"(was {info.file_size / 1e6:.1f} MB); they load as float32",
+    )
+    return 0
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     """``prime remove NAME``: move a user model to the trash (``prime restore NAME`` undoes it)."""
     path = remove_model(args.name)
@@ -374,6 +433,18 @@ def add_library_parsers(sub: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("path", help="a .safetensors model file")
     p.add_argument("--name", help="library name (default: the file name)")
     p.set_defaults(run=cmd_import)
+    p = sub.add_parser(
+        "convert",
+        parents=[common],
+        help="re-save a model with its weights in another type (float16 halves it)",
+    )
+    p.add_argument("model", help="library name or model file")
+    p.add_argument("--out", required=True, help="the new model file")
+    p.add_argument(
+        "--dtype", choices=tuple(STORE_DTYPES), default="float16", help="storage type (default float16)"
+    )
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(run=cmd_convert)
     p = sub.add_parser("remove", parents=[common], help="move a model from your library to the trash")
     p.add_argument("name", help="library name of a user model")
     p.set_defaults(run=cmd_remove)

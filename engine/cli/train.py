@@ -478,6 +478,7 @@ def recipe_report(
         options={"recipe": recipe.name},
         model={
             "modality": config.modality,
+            "tokenizer": config.tokenizer if config.modality == "text" else "",
             "num_classes": config.num_classes,
             "height": config.height,
             "width": config.width,

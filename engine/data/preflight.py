@@ -193,6 +193,7 @@ def _build(
             "kind": "folder" if not s.is_file else "file",
             "options": opt.to_dict(),
         },
+        vocabulary=config.vocabulary if config.modality == "text" else None,
     )
     return data, info
 

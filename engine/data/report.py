@@ -37,10 +37,21 @@ def printable(text: str) -> str:
     return _CONTROL.sub(esc, text)
 
 
-def snippet(text: str, limit: int = 160) -> str:
-    r"""One line of a text item: newlines as ``\n``, the newline padding tail as one marker."""
-    body = text.rstrip("\n")
-    pad = len(text) - len(body)
+_TOKEN_PAD_TAIL = re.compile(r"(?:\|\n)+$")  # "|\n|\n": newline tokens after the last token of a BPE preview
+
+
+def snippet(text: str, limit: int = 160, tokens: bool = False) -> str:
+    r"""One line of a text item: newlines as ``\n``, the newline padding tail as one marker.
+
+    ``tokens``: ``text`` is a BPE preview with ``|`` between tokens; its padding is ``|\n`` repeated.
+    """
+    if tokens:
+        tail = _TOKEN_PAD_TAIL.search(text)
+        body = text[: tail.start()] if tail else text
+        pad = (len(text) - len(body)) // 2
+    else:
+        body = text.rstrip("\n")
+        pad = len(text) - len(body)
     shown = printable(body[:limit]).replace("\n", "\\n").replace("\t", "\\t")
     if len(body) > limit:
         shown += f"\u2026 (+{len(body) - limit} characters)"
@@ -115,7 +126,22 @@ class PreflightReport:
             "one document per sequence" if opt["text_mode"] == "pad" else "documents packed back to back"
         )
         column = f", column {opt['column']!r} of CSV/JSONL files" if opt.get("column") else ""
+        if self.tokenizer == "bpe":
+            return (
+                f"sequences of {geo['seq_len']} BPE tokens from a {geo['num_classes']:,}-entry byte-level "
+                f"vocabulary ({packing}{column})"
+            )
         return f"sequences of {geo['seq_len']} byte tokens ({packing}{column})"
+
+    @property
+    def tokenizer(self) -> str:
+        """``"bytes"`` or ``"bpe"`` for text (a byte model has C = 256, a BPE one more), else ``""``."""
+        if self.modality != "text":
+            return ""
+        given = self.model.get("tokenizer")
+        if given in ("bytes", "bpe"):
+            return given
+        return "bytes" if self.model.get("num_classes") == 256 else "bpe"
 
     def counts_line(self) -> str:
         """Files found, used, skipped and the items they make."""
@@ -140,6 +166,11 @@ class PreflightReport:
     def preview_title(self) -> str:
         """The preview's heading."""
         n = len(self.preview_sources)
+        if self.modality == "text" and self.tokenizer == "bpe":
+            return (
+                f"{n} preview items exactly as the model will see them (| separates the BPE tokens; "
+                f"{PAD_MARK}xN is N newline tokens padding the end of an item)"
+            )
         if self.modality == "text":
             return (
                 f"{n} preview items exactly as the model will see them (every byte is one token; "
@@ -210,7 +241,7 @@ class PreflightReport:
         if self.preview_text:
             lines.append(self.preview_title() + ":")
             for i, (src, text) in enumerate(zip(self.preview_sources, self.preview_text, strict=True)):
-                lines.append(f"  {i + 1:>2}. [{src}] {snippet(text)}")
+                lines.append(f"  {i + 1:>2}. [{src}] {snippet(text, tokens=self.tokenizer == 'bpe')}")
         elif self.preview_sources:
             lines.append(self.preview_title() + " (save them as a grid with --preview PNG):")
             lines.extend(f"  {i + 1:>2}. {src}" for i, src in enumerate(self.preview_sources))

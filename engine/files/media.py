@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,12 +134,20 @@ BG_RGB = (24, 24, 28)
 
 
 def text_frame(
-    state: torch.Tensor, codec: Codec, columns: int = 64, cell: tuple[int, int] = (7, 13)
+    state: torch.Tensor,
+    codec: Codec,
+    columns: int = 64,
+    cell: tuple[int, int] = (7, 13),
+    tokenizer: Any = None,
+    final: torch.Tensor | None = None,
 ) -> Image.Image:
-    """Byte-token digits (N, L, ell) -> one trajectory frame of text.
+    """Token digits (N, L, ell) -> one trajectory frame of text.
 
-    Decided bytes are drawn as characters, partially revealed tokens as ``?`` (orange), fully
-    masked ones as ``_`` (purple); samples are stacked, ``columns`` characters wide.
+    Decided tokens are drawn as characters, partially revealed tokens as ``?`` (orange), fully
+    masked ones as ``_`` (purple); samples are stacked, ``columns`` characters wide. Byte tokens
+    take one cell each. With a BPE ``tokenizer`` a token takes as many cells as its text has
+    characters in ``final`` (the last step's tokens (N, L)), so every frame of an animation has
+    the same layout and size and tokens fill in where they will end up.
     """
     from PIL import ImageDraw, ImageFont
 
@@ -146,8 +155,32 @@ def text_frame(
     tokens = codec.decode(y)  # (N, L), -1 where any digit is masked
     masked = (y == codec.mask).all(-1)  # (N, L)
     n, length = tokens.shape
-    columns = max(1, min(columns, length))
-    rows_per = max(1, math.ceil(length / columns))
+    bpe = tokenizer is not None and getattr(tokenizer, "kind", "bytes") != "bytes"
+
+    def shown(value: int) -> str:
+        if not bpe:
+            return chr(value) if 32 <= value < 127 else "."
+        text = tokenizer.token_bytes(value).decode("utf-8", errors="replace")
+        return "".join(c if 32 <= ord(c) < 127 else "." for c in text) or "."
+
+    if bpe:
+        ref = (final if final is not None else tokens).detach().cpu().long()
+        widths = [[len(shown(int(v))) if v >= 0 else 1 for v in row.tolist()] for row in ref]
+    else:
+        widths = [[1] * length for _ in range(n)]
+    columns = max(1, min(columns, max(sum(w) for w in widths)))
+    places = []  # per sample: (row, column) of each token's first cell
+    rows_per = 1
+    for row in widths:
+        r = q = 0
+        where = []
+        for w in row:
+            if q and q + w > columns:
+                r, q = r + 1, 0
+            where.append((r, q))
+            q += w
+        places.append(where)
+        rows_per = max(rows_per, r + 1)
     cw, ch = cell
     width, height = columns * cw + 8, n * (rows_per * ch + ch // 2) + 8
     image = Image.new("RGB", (width, height), BG_RGB)
@@ -157,15 +190,15 @@ def text_frame(
         top = 4 + i * (rows_per * ch + ch // 2)
         for j in range(length):
             value = int(tokens[i, j])
+            w = widths[i][j]
             if masked[i, j]:
-                char, colour = "_", MASK_RGB
+                text, colour = "_" * w, MASK_RGB
             elif value < 0:
-                char, colour = "?", PARTIAL_RGB
+                text, colour = "?" * w, PARTIAL_RGB
             else:
-                char = chr(value) if 32 <= value < 127 else "."
-                colour = TEXT_RGB
-            r, q = divmod(j, columns)
-            draw.text((4 + q * cw, top + r * ch), char, fill=colour, font=font)
+                text, colour = shown(value)[:w].ljust(w), TEXT_RGB
+            r, q = places[i][j]
+            draw.text((4 + q * cw, top + r * ch), text, fill=colour, font=font)
     return image
 
 

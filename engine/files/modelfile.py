@@ -281,7 +281,10 @@ def _card_with_defaults(card: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def save_model(
-    path: str | os.PathLike[str], model: PrimeModel, card: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str],
+    model: PrimeModel,
+    card: Mapping[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Save ``model`` (weights, config and model card) to one ``.safetensors`` file, atomically.
 
@@ -290,6 +293,8 @@ def save_model(
         model: a :class:`~engine.models.PrimeModel` (its ``config`` is stored as JSON).
         card: JSON-serialisable model card (data set, steps, metrics and how they were measured,
             parent, ...). ``created`` and ``app_version`` are filled in when absent.
+        dtype: store floating-point weights in this type (``torch.float16`` halves the file;
+            loading always builds float32 weights from it). Default: as they are.
 
     Returns:
         The path written.
@@ -299,12 +304,12 @@ def save_model(
         card_json = json.dumps(card_dict, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model card must be JSON-serialisable (no NaN): {exc}") from None
-    tensors, metadata = model_file_contents(model, card_json)
+    tensors, metadata = model_file_contents(model, card_json, dtype)
     return atomic_write_safetensors(path, tensors, metadata)
 
 
 def model_file_contents(
-    model: PrimeModel, card: Mapping[str, Any] | str | None = None
+    model: PrimeModel, card: Mapping[str, Any] | str | None = None, dtype: torch.dtype | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of the model file :func:`save_model` writes, the digest included."""
     if not isinstance(card, str):
@@ -313,6 +318,10 @@ def model_file_contents(
         except (TypeError, ValueError) as exc:
             raise ValueError(f"model card must be JSON-serialisable (no NaN): {exc}") from None
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            raise ValueError(f"weights can be stored as float16, bfloat16 or float32, not {dtype}")
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     metadata = {
         "format": FORMAT_TAG,
         "format_version": FORMAT_VERSION,

@@ -38,6 +38,9 @@ from engine.config import ModelConfig
 from engine.files.atomic import DiskFullError, atomic_path, stale_temporaries
 from engine.files.modelfile import (
     MAX_JSON_BYTES,
+    TOKENIZER_DIGEST_KEY,
+    TOKENIZER_KEY,
+    TOKENIZER_STATS_KEY,
     check_regular_file,
     load_model,
     model_file_contents,
@@ -240,8 +243,10 @@ def _load_meta(path: Path, raw: dict[str, str]) -> dict[str, Any]:
             f"{path}: the checkpoint has no {', '.join(missing)} entry (incomplete or damaged)"
         )
     meta: dict[str, Any] = {}
+    # a BPE model's vocabulary: its digest is kept (resume compares it), the JSON is not parsed here
+    meta["vocabulary_digest"] = str(raw.get(TOKENIZER_DIGEST_KEY, ""))[:64]
     for key, value in raw.items():
-        if key in ("format", "version", "digest"):
+        if key in ("format", "version", "digest", TOKENIZER_KEY, TOKENIZER_DIGEST_KEY, TOKENIZER_STATS_KEY):
             continue
         try:
             meta[key] = parse_json(value, f"checkpoint entry {key!r}", max_bytes=CHECKPOINT_JSON_BYTES)

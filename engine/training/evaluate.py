@@ -6,6 +6,12 @@ clipped to [1e-4, 1], and y_t is drawn once; the item's bound estimate is
 E_t[...] = the bound on -log p(x); the standard error is std / sqrt(n). ``passes`` > 1 repeats
 this with fresh (t, y_t) and averages, shrinking the error. Everything is seeded, so two
 evaluations of the same weights give the same number.
+
+Text models also get bits per byte: the bound summed over the evaluated items divided by ln 2
+times the UTF-8 bytes those items decode to with the model's tokenizer (padding included; for a
+byte model bytes = tokens, so bits per byte = bits per token). Its standard error is the delta
+method's for a ratio of sums over items. A byte model and a BPE model scored on the same books
+are compared by this number, not by bits per token.
 """
 
 from __future__ import annotations
@@ -25,6 +31,34 @@ T_MIN = 1e-4
 
 
 SPLITS = ("validation", "train", "all")
+
+
+def token_byte_lengths(model: PrimeModel) -> np.ndarray:
+    """(C,) int64: how many UTF-8 bytes each token of a text model stands for (ones for bytes)."""
+    tok = model.tokenizer
+    return np.fromiter((len(tok.token_bytes(i)) for i in range(tok.vocab_size)), np.int64, tok.vocab_size)
+
+
+def _check_vocabulary(model: PrimeModel, data: TokenData) -> None:
+    """Refuse tokens of one BPE vocabulary scored by a model of another (the ids would mean other text)."""
+    held = getattr(data, "vocabulary", None)
+    if model.config.modality != "text" or held is None:
+        return
+    if held.digest != model.tokenizer.digest:
+        raise ValueError(
+            f"the data is tokenized with vocabulary {held.digest} but the model uses "
+            f"{model.tokenizer.digest}; tokenize the data with the model's own vocabulary (model.config)"
+        )
+
+
+def _ratio_stderr(num: np.ndarray, den: np.ndarray) -> float:
+    """Delta-method standard error of sum(num) / sum(den) over n independent items."""
+    n = len(num)
+    if n < 2 or den.sum() <= 0:
+        return float("nan")
+    r = num.sum() / den.sum()
+    resid = num - r * den
+    return float(math.sqrt((resid**2).sum() / (n * (n - 1))) / den.mean())
 
 
 def _items(data: TokenData, split: str, max_items: int | None) -> tuple[np.ndarray, str]:
@@ -70,6 +104,7 @@ def evaluate(
         split: "validation" (falls back to "train" when nothing is held out), "train" or "all".
     """
     data.check_model(model.config)
+    _check_vocabulary(model, data)
     if batch_size < 1 or passes < 1:
         raise ValueError(f"batch_size and passes must be >= 1, got {batch_size}, {passes}")
     index, split = _items(data, split, max_items)
@@ -82,6 +117,9 @@ def evaluate(
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     per_item = torch.zeros(passes, n, dtype=torch.float64)  # nats per sequence
+    text = model.config.modality == "text"
+    lengths = token_byte_lengths(model) if text else None
+    item_bytes = np.zeros(n, dtype=np.int64)  # UTF-8 bytes each item decodes to (text)
     try:
         for p in range(passes):
             # (n,) stratified times: one stratum per item, in a seeded random order
@@ -89,6 +127,9 @@ def evaluate(
             t_all = ((strata + torch.rand(n, generator=gen, dtype=torch.float64)) / n).clamp(T_MIN, 1.0)
             for start in range(0, n, batch_size):
                 x0 = data.batch(index[start : start + batch_size]).to(device)  # (B, L)
+                if lengths is not None and p == 0:
+                    ids = x0.cpu().numpy()
+                    item_bytes[start : start + len(x0)] = lengths[ids].sum(axis=1)
                 t = t_all[start : start + batch_size].float().to(device)  # (B,)
                 y0 = codec.encode(x0)  # (B, L, ell)
                 y_t = add_noise(y0, t, schedule, codec, gen)  # (B, L, ell)
@@ -107,6 +148,20 @@ def evaluate(
         f"continuous-time valid bound (docs/METHOD.md §4), Monte Carlo over t stratified across {n} {split} "
         f"items x {passes} pass(es), seed {seed}; stderr = std/sqrt(items)"
     )
+    extra = {}
+    if text:
+        nats_item = per_item.mean(0).numpy()  # (n,) nats per sequence
+        total_bytes = int(item_bytes.sum())
+        how += (
+            f"; bits/byte = summed bound / (ln 2 x {total_bytes:,} UTF-8 bytes the items decode to, "
+            f"padding included, {model.tokenizer.kind} tokenizer)"
+        )
+        extra = {
+            "bits_per_byte": float(nats_item.sum() / (math.log(2.0) * total_bytes)),
+            "stderr_bits_per_byte": _ratio_stderr(nats_item, item_bytes.astype(np.float64)) / math.log(2.0),
+            "bytes_per_token": total_bytes / (n * L),
+            "tokenizer": model.tokenizer.kind,
+        }
     return EvalResult(
         nats_per_token=mean,
         stderr_nats_per_token=se,
@@ -115,4 +170,6 @@ def evaluate(
         split=split,
         weights=weights,
         how=how,
+        modality=model.config.modality,
+        **extra,
     )

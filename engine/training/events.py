@@ -44,10 +44,13 @@ class TrainCancelToken(CancelToken):
 class EvalResult:
     """The valid bound (docs/METHOD.md §4) on held-out items, with its Monte-Carlo standard error.
 
-    A token is one sub-pixel (one channel value) or one byte, so bits per dimension equals bits
-    per token here. perplexity = exp(nats per token), so it too is an upper bound. The standard
-    error treats the per-item estimates as independent; with t stratified over the items it is
-    slightly conservative.
+    Images: a token is one sub-pixel (one channel value), so bits per dimension = bits per token.
+    Text: a token is a byte or a BPE vocabulary entry; ``bits_per_byte`` divides the summed bound
+    by the UTF-8 bytes the evaluated items decode to (padding included), so byte and token models
+    are compared on the same text (for byte models it equals bits per token). perplexity =
+    exp(nats per token), an upper bound like the bound itself. The standard errors treat the
+    per-item estimates as independent; with t stratified over the items they are slightly
+    conservative.
     """
 
     nats_per_token: float
@@ -57,6 +60,12 @@ class EvalResult:
     split: str
     weights: str = "model"
     how: str = ""
+    modality: str = "image"
+    # text only (None for images): the bound per UTF-8 byte of the evaluated items' text
+    bits_per_byte: float | None = None
+    stderr_bits_per_byte: float | None = None
+    bytes_per_token: float | None = None  # UTF-8 bytes the evaluated tokens decode to, per token
+    tokenizer: str = ""  # "bytes" or "bpe" for text
 
     @property
     def bits_per_token(self) -> float:
@@ -64,29 +73,37 @@ class EvalResult:
         return self.nats_per_token / LN2
 
     @property
+    def stderr_bits_per_token(self) -> float:
+        """Standard error of :attr:`bits_per_token`."""
+        return self.stderr_nats_per_token / LN2
+
+    @property
     def bits_per_dim(self) -> float:
-        """Bits per sub-pixel or per byte (= bits per token)."""
+        """Bits per sub-pixel (images) or per token (text); the same number as bits per token."""
         return self.bits_per_token
 
     @property
     def stderr_bits_per_dim(self) -> float:
         """Standard error of :attr:`bits_per_dim`."""
-        return self.stderr_nats_per_token / LN2
+        return self.stderr_bits_per_token
 
     @property
     def perplexity(self) -> float:
-        """exp(nats per token)."""
+        """exp(nats per token): an upper bound on the per-token perplexity."""
         return math.exp(min(self.nats_per_token, 700.0))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, all units (a standard error that cannot be estimated, from one item, is None)."""
         out = {
             "measure": "valid_bound",
+            "modality": self.modality,
             "nats_per_token": self.nats_per_token,
             "bits_per_token": self.bits_per_token,
             "bits_per_dim": self.bits_per_dim,
             "perplexity": self.perplexity,
+            "perplexity_is": "an upper bound (exp of the bound in nats per token)",
             "stderr_nats_per_token": self.stderr_nats_per_token,
+            "stderr_bits_per_token": self.stderr_bits_per_token,
             "stderr_bits_per_dim": self.stderr_bits_per_dim,
             "items": self.items,
             "samples": self.samples,
@@ -94,16 +111,39 @@ class EvalResult:
             "weights": self.weights,
             "how": self.how,
         }
+        if self.modality == "text":
+            out.update(
+                bits_per_byte=self.bits_per_byte,
+                stderr_bits_per_byte=self.stderr_bits_per_byte,
+                bytes_per_token=self.bytes_per_token,
+                tokenizer=self.tokenizer,
+            )
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
     def line(self) -> str:
-        """One line for a terminal."""
-        se = f"{self.stderr_bits_per_dim:.4f}" if math.isfinite(self.stderr_bits_per_dim) else "n/a"
+        """One line for a terminal: bits/dim for images; bits/token and bits/byte for text."""
+        se = _fmt(self.stderr_bits_per_token)
+        where = f"{self.items} {self.split} items, {self.weights} weights"
+        if self.modality != "text":
+            return (
+                f"valid bound {self.bits_per_dim:.4f} ± {se} bits/dim "
+                f"({self.nats_per_token:.4f} nats/token, perplexity <= {self.perplexity:.3f}; {where})"
+            )
+        per_byte = ""
+        if self.tokenizer == "bytes":
+            per_byte = " (= bits/byte: every byte is one token)"
+        elif self.bits_per_byte is not None:
+            per_byte = f", {self.bits_per_byte:.4f} ± {_fmt(self.stderr_bits_per_byte)} bits/byte"
         return (
-            f"valid bound {self.bits_per_dim:.4f} ± {se} bits/dim "
-            f"({self.nats_per_token:.4f} nats/token, perplexity <= {self.perplexity:.3f}; "
-            f"{self.items} {self.split} items, {self.weights} weights)"
+            f"valid bound {self.bits_per_token:.4f} ± {se} bits/token{per_byte} "
+            f"({self.nats_per_token:.4f} nats/token, perplexity per token <= {self.perplexity:.3f}; "
+            f"{where})"
         )
+
+
+def _fmt(value: float | None) -> str:
+    """A standard error to 4 decimals, or n/a when it could not be estimated."""
+    return f"{value:.4f}" if value is not None and math.isfinite(value) else "n/a"
 
 
 @dataclass(frozen=True)

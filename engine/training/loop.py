@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from engine.api import CancelToken, SampleRequest
 from engine.data import TokenData
 from engine.device import autocast
+from engine.files.modelfile import tokenizer_metadata
 from engine.models import PrimeModel
 from engine.prime import OBJECTIVES, add_noise, stratified_times
 from engine.sampling import sample
@@ -209,6 +210,8 @@ class _Trainer:
             "train_config": json.dumps(self.cfg.to_dict()),
             "data": json.dumps(data),
             "parent": json.dumps(self.parent),
+            # a BPE model's vocabulary travels with its checkpoint (resume checks it is the same)
+            **tokenizer_metadata(self.mcfg),
         }
 
     def _save_checkpoint(self) -> str:
@@ -241,6 +244,15 @@ class _Trainer:
             ]
             raise CheckpointError(
                 f"cannot resume {where}: it was made for a different model ({'; '.join(diff)})"
+            )
+        was_vocab = meta["vocabulary_digest"] or "bytes"
+        now_vocab = self.mcfg.vocabulary.digest if self.mcfg.vocabulary is not None else "bytes"
+        # checkpoints written before vocabularies were stored have no digest: the data fingerprint
+        # (the tokens themselves) is then the check
+        if self.mcfg.modality == "text" and meta["vocabulary_digest"] and was_vocab != now_vocab:
+            raise CheckpointError(
+                f"cannot resume {where}: it was trained with another tokenizer (vocabulary {was_vocab}, "
+                f"now {now_vocab}); resume with the same data and vocabulary size, or start a new run"
             )
         old_fp = meta["data"].get("fingerprint")
         if old_fp != self.data.fingerprint:

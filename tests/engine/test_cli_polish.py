@@ -20,7 +20,7 @@ from engine.training.recipes import RECIPES
 from tests.engine.test_cli import TINY, run
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH_MODES = ("sample", "matmul", "train", "gui", "quality", "objectives")
+BENCH_MODES = ("sample", "matmul", "train", "gui", "quality", "objectives", "tokenized")
 
 
 def help_text(capsys: pytest.CaptureFixture[str], command: str) -> str:
