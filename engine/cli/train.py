@@ -101,6 +101,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="--tokenizer bpe: vocabulary entries to learn (257..65536, default 4096)",
     )
     g.add_argument(
+        "--shuffle-ids",
+        type=int,
+        metavar="SEED",
+        help="Prime-v2 index shuffling: permute the token ids with this seed before they are split "
+        "into digits (saved with the model; default: no shuffling)",
+    )
+    g.add_argument(
         "--ell", type=int, default=DEFAULT_ELL, help=f"sub-tokens per token (default {DEFAULT_ELL})"
     )
     g.add_argument("--d-model", type=int, help="override the preset's width")
@@ -259,6 +266,20 @@ def _guess_channels(args: argparse.Namespace, limit: int = 32) -> int:
 
 
 def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
+    """A new model's config from the flags, with Prime-v2 id shuffling when ``--shuffle-ids`` is given."""
+    config = _new_model_config(args)
+    seed = getattr(args, "shuffle_ids", None)
+    if seed is None:
+        return config
+    if config.ell == 1:
+        raise ValueError(
+            "--shuffle-ids permutes token ids across digits; with --ell 1 there is nothing to shuffle"
+        )
+    perm = np.random.default_rng(seed).permutation(config.num_classes)
+    return config.replace(permutation=tuple(int(v) for v in perm))
+
+
+def _new_model_config(args: argparse.Namespace) -> ModelConfig:
     """A new model's config from the flags (modality and channels guessed from --data if absent)."""
     sizes = SIZES
     if args.size not in sizes:

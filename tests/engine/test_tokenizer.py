@@ -168,3 +168,23 @@ def test_prime_train_tokenizer_bpe_on_a_folder(tmp_path: Path, capsys: pytest.Ca
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "300 entries (byte-level BPE)" in out and "|" in out
+
+
+def test_shuffle_ids_saves_a_seeded_permutation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine import read_model_info
+
+    root = _books(tmp_path / "books")
+    base = ["train", "--data", str(root), "--modality", "text", "--tokenizer", "bpe", "--vocab", "300",
+            "--seq-len", "16", "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--steps", "1",
+            "--eval-every", "0", "--preview-every", "0"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a"), "--shuffle-ids", "7"]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--shuffle-ids", "7"]) == 0
+    a = read_model_info(tmp_path / "a.safetensors").config
+    b = read_model_info(tmp_path / "b.safetensors").config
+    assert a.permutation is not None and a.permutation == b.permutation
+    assert sorted(a.permutation) == list(range(a.num_classes)) and a.permutation != tuple(
+        range(a.num_classes)
+    )
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "c"), "--shuffle-ids", "7", "--ell", "1"]) == 2
+    assert "nothing to shuffle" in capsys.readouterr().err
