@@ -23,8 +23,7 @@ import torch
 
 from engine.api import STRATEGIES, SampleRequest
 from engine.bench.metrics import DigitJudge, corpus_vocabulary, steps_for_nfe, text_quality
-from engine.data.dataset import TokenData, make_token_data
-from engine.data.text import chunk_ids
+from engine.data.dataset import TokenData
 from engine.files.convert import tokens_to_text
 from engine.files.library import resolve_model
 from engine.files.modelfile import load_model
@@ -80,27 +79,11 @@ def kjv_held_out_tokens(tokenizer: BpeTokenizer, seq_len: int) -> TokenData:
     Each book is encoded whole and its last piece padded with the newline token, as the BPE recipes
     do, so a model is scored on exactly the passages it would have been held out on.
     """
-    from engine.training.recipes import KJV_VALIDATION_BOOKS, kjv_books
+    from engine.training.recipes import KJV_VALIDATION_BOOKS, kjv_books, tokenized_books
 
     books = {b: t for b, t in kjv_books().items() if b in KJV_VALIDATION_BOOKS}
-    pad = int(tokenizer.encode(b"\n")[0])
-    rows, groups = [], []
-    for g, ids in enumerate(tokenizer.encode_batch([t.encode("utf-8") for t in books.values()])):
-        block = chunk_ids(ids, seq_len, pad)
-        rows.append(block)
-        groups.append(np.full(len(block), g, dtype=np.int64))
-    return make_token_data(
-        np.concatenate(rows),
-        np.concatenate(groups),
-        tuple(books),
-        num_classes=tokenizer.vocab_size,
-        modality="text",
-        val_fraction=0.0,
-        seed=0,
-        description={"source": "kjv", "validation_books": list(books)},
-        val_sources=frozenset(books),
-        vocabulary=tokenizer,
-    )
+    description = {"source": "kjv", "validation_books": list(books)}
+    return tokenized_books(books, tokenizer, seq_len, description, frozenset(books))
 
 
 def _text_data(model: Any, make_kjv: Any) -> TokenData:

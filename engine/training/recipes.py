@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from engine.data import DataError, TokenData
 from engine.data.dataset import make_token_data
 from engine.data.text import chunk_ids
 from engine.data.vocabulary import fit_vocabulary
+from engine.tokenizer import BpeTokenizer
 from engine.training.config import TrainConfig
 
 KJV_PATH = Path(__file__).resolve().parents[2] / "datasets" / "kjv" / "kjv.txt.xz"
@@ -124,6 +126,32 @@ def kjv_bpe_data(seq_len: int, vocab_size: int) -> TokenData:
     train_text = [t.encode("utf-8") for b, t in books.items() if b not in KJV_VALIDATION_BOOKS]
     learned = fit_vocabulary(train_text, vocab_size)
     tok = learned.tokenizer
+    return tokenized_books(
+        books,
+        tok,
+        seq_len,
+        {
+            "source": "kjv",
+            "validation_books": list(KJV_VALIDATION_BOOKS),
+            "tokenizer": f"byte-level BPE, {tok.vocab_size} entries, learned from the training books",
+            "bytes_per_token": round(float(tok.trained_bytes_per_token or 0.0), 3),
+        },
+        frozenset(KJV_VALIDATION_BOOKS),
+    )
+
+
+def tokenized_books(
+    books: dict[str, str],
+    tok: BpeTokenizer,
+    seq_len: int,
+    description: dict[str, Any],
+    val_sources: frozenset[str],
+) -> TokenData:
+    """Books (name -> text) as ids of ``tok``, cut into ``seq_len``-token passages.
+
+    Each book is encoded whole and its last piece padded with the newline token; the books named
+    in ``val_sources`` are held out.
+    """
     pad = int(tok.encode(b"\n")[0])
     rows, groups = [], []
     for g, ids in enumerate(tok.encode_batch([t.encode("utf-8") for t in books.values()])):
@@ -138,13 +166,8 @@ def kjv_bpe_data(seq_len: int, vocab_size: int) -> TokenData:
         modality="text",
         val_fraction=0.0,
         seed=0,
-        description={
-            "source": "kjv",
-            "validation_books": list(KJV_VALIDATION_BOOKS),
-            "tokenizer": f"byte-level BPE, {tok.vocab_size} entries, learned from the training books",
-            "bytes_per_token": round(float(tok.trained_bytes_per_token or 0.0), 3),
-        },
-        val_sources=frozenset(KJV_VALIDATION_BOOKS),
+        description=description,
+        val_sources=val_sources,
         vocabulary=tok,
     )
 
