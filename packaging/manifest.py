@@ -169,7 +169,8 @@ GTK_ONLY_LIBS = (
 # stay). Stripping everything (PyInstaller's strip=True) breaks the auditwheel-patched libraries of
 # numpy and Pillow ("ELF load command address/offset not page-aligned"), so only these are
 # stripped: torch, libpython and its extension modules, ICU, and the small extensions of
-# safetensors, MarkupSafe and PyYAML (measured: the app generates and its self-test passes).
+# safetensors, tokenizers, MarkupSafe and PyYAML (measured: the app generates and its self-test
+# passes).
 STRIP_ON_LINUX = (
     "torch/lib/libtorch_cpu.so",
     "torch/lib/libtorch_python.so",
@@ -183,6 +184,7 @@ STRIP_ON_LINUX = (
     "python3*/lib-dynload/*.so",
     "PySide6/Qt/lib/libicu*.so*",
     "safetensors/*.so",
+    "tokenizers/*.so",
     "markupsafe/*.so",
     "yaml/*.so",
 )
