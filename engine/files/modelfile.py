@@ -357,7 +357,11 @@ def vocabulary_from_metadata(
     A missing, corrupt or tampered vocabulary, or one whose size differs from C, raises ``error``.
     """
     error = error or ModelFileError
-    if not isinstance(config_dict, Mapping) or config_dict.get("tokenizer") != "bpe":
+    if (
+        not isinstance(config_dict, Mapping)
+        or config_dict.get("modality") != "text"
+        or config_dict.get("tokenizer") != "bpe"
+    ):
         return None
     raw = metadata.get(TOKENIZER_KEY)
     if raw is None:
@@ -487,7 +491,10 @@ def _info_from_header(
         raise ModelFileError(f"{path}: invalid model config: {exc}") from None
     vocabulary = vocabulary_from_metadata(path, metadata, config_dict)
     if vocabulary is not None:
-        config = config.replace(vocabulary=vocabulary)
+        try:
+            config = config.replace(vocabulary=vocabulary)
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: invalid model config: {exc}") from None
     card = _parse_json(path, metadata, "card") if "card" in metadata else {}
     if not isinstance(card, dict):
         raise ModelFileError(f"{path}: model card must be a JSON object, got {type(card).__name__}")
