@@ -209,7 +209,9 @@ def kjv_data(seq_len: int = 128) -> TokenData:
 _DIGITS_MODEL = dict(
     modality="image", num_classes=17, height=8, width=8, channels=1, d_model=128, n_layers=4, n_heads=4
 )
-_DIGITS_TRAIN = TrainConfig(
+# the settings every recipe starts from (the digits recipes use them as they are; the text recipes
+# override steps, batch and a few more): a change here changes every recipe
+_BASE_TRAIN = TrainConfig(
     steps=5000,
     batch_size=64,
     lr=2e-3,
@@ -228,7 +230,7 @@ _DIGITS_TRAIN = TrainConfig(
 _KJV_LEN = 256
 _KJV_MODEL = dict(modality="text", num_classes=256, seq_len=_KJV_LEN, d_model=128, n_layers=4, n_heads=4)
 # 4,096 bytes per step; rotary positions (the text default) let attention find neighbouring bytes
-_KJV_TRAIN = dataclasses.replace(_DIGITS_TRAIN, steps=8000, batch_size=16, warmup=300)
+_KJV_TRAIN = dataclasses.replace(_BASE_TRAIN, steps=8000, batch_size=16, warmup=300)
 # tokenized KJV: byte-level BPE learned from the training books, passages of _KJV_TOKENS tokens
 _KJV_TOKENS = 128
 _KJV_VOCAB = 8192
@@ -242,7 +244,7 @@ _KJV_BPE_MODEL = dict(
     n_heads=4,
 )
 _KJV_BPE_TRAIN = dataclasses.replace(
-    _DIGITS_TRAIN, steps=2500, batch_size=16, lr=1e-3, warmup=200, eval_every=500, preview_every=500
+    _BASE_TRAIN, steps=2500, batch_size=16, lr=1e-3, warmup=200, eval_every=500, preview_every=500
 )
 _DIGITS_SOURCE = "scikit-learn load_digits (UCI optical digits test set, 1,797 images, CC BY 4.0)"
 _KJV_SOURCE = "King James Bible (public domain), Debian bible-kjv-text, datasets/kjv/kjv.txt.xz"
@@ -252,7 +254,7 @@ RECIPES: dict[str, Recipe] = {
         "digits-prime",
         "8x8 handwritten digits, Prime with ell = 2 (base 5)",
         ModelConfig(ell=2, **_DIGITS_MODEL),
-        _DIGITS_TRAIN,
+        _BASE_TRAIN,
         digits_data,
         _DIGITS_SOURCE,
     ),
@@ -260,7 +262,7 @@ RECIPES: dict[str, Recipe] = {
         "digits-mdm",
         "8x8 handwritten digits, MDM baseline (ell = 1)",
         ModelConfig(ell=1, **_DIGITS_MODEL),
-        _DIGITS_TRAIN,
+        _BASE_TRAIN,
         digits_data,
         _DIGITS_SOURCE,
     ),

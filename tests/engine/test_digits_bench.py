@@ -1,0 +1,91 @@
+"""engine/bench/digits.py: the issue #19 bar, judged on real digits and on an untrained model."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine import ModelConfig, PrimeModel, save_model
+from engine.bench.digits import Setting, judge_model, main, make_judge, real_reference, verdict
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def judged():
+    return make_judge(0)
+
+
+def test_real_digits_meet_the_bar_and_noise_does_not(judged):
+    judge, data, labels = judged
+    real = data.tokens[data.train_index[:1024]].astype(np.int64)
+    scores = judge.score(real)
+    v = verdict(scores)
+    assert scores["confident_share"] > 0.95 and v["meets_bar"]
+    assert 0.05 <= v["min_class_share"] <= v["max_class_share"] <= 0.15
+    noise = np.random.default_rng(0).integers(0, 17, size=(256, 64))
+    assert not verdict(judge.score(noise))["meets_bar"]
+    # one class only: the class range fails even when every sample is confident
+    zeros = data.tokens[data.train_index][labels[data.train_index] == 0].astype(np.int64)
+    one_class = judge.score(zeros)
+    assert one_class["confident_share"] > 0.9 and verdict(one_class)["max_class_share"] == 1.0
+    assert not verdict(one_class)["meets_bar"]
+
+
+def test_few_real_samples_score_a_higher_distance_than_the_floor(judged):
+    judge, data, _ = judged
+    few = real_reference(judge, data, 128, [0, 1, 2])
+    many = real_reference(judge, data, 1024, [0])
+    # 128 samples: the estimate is biased upwards, well above the full-data floor and 1,024 samples
+    assert few["frechet_distance"] > 1.5 * max(few["floor_full"], many["frechet_distance"])
+
+
+def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
+    judge, data, _ = judged
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        modality="image",
+        num_classes=17,
+        ell=2,
+        height=8,
+        width=8,
+        channels=1,
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+    )
+    path = save_model(tmp_path / "untrained.safetensors", PrimeModel(cfg))
+    settings = [Setting(steps=8), Setting(steps=8, strategy="confidence", temperature=0.8)]
+    res = judge_model(str(path), judge, data, settings, num=32, seeds=(0, 1), eval_passes=1)
+    assert [(r["setting"], r["seed"]) for r in res["rows"]] == [
+        ("ancestral T=8", 0),
+        ("ancestral T=8", 1),
+        ("confidence T=8 temp=0.8", 0),
+        ("confidence T=8 temp=0.8", 1),
+    ]
+    assert all(r["samples"] == 32 and not r["meets_bar"] for r in res["rows"])
+    assert res["rows"][0]["class_counts"] != res["rows"][1]["class_counts"] or (
+        res["rows"][0]["frechet_distance"] != res["rows"][1]["frechet_distance"]
+    )
+    assert res["valid_bound_bits_per_dim"] > 3.0  # untrained: near log2(17) = 4.09 bits
+    assert main([str(path), "--steps", "4", "--samples", "16", "--eval-passes", "1"]) == 0
+    assert "ancestral T=4" in capsys.readouterr().out
+
+
+def test_non_digits_models_and_tiny_sample_counts_are_refused(judged, tmp_path):
+    judge, data, _ = judged
+    cfg = ModelConfig(
+        modality="image",
+        num_classes=17,
+        ell=2,
+        height=4,
+        width=4,
+        channels=1,
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+    )
+    path = save_model(tmp_path / "small.safetensors", PrimeModel(cfg))
+    with pytest.raises(ValueError, match="not an 8x8 grey 17-level digits model"):
+        judge_model(str(path), judge, data, [Setting()], num=16)
+    with pytest.raises(SystemExit):
+        main([str(path), "--samples", "4"])
