@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 
-from engine import ModelConfig, PrimeModel, save_model
+from engine import save_model
 from engine.bench.digits import Setting, judge_model, main, make_judge, real_reference, verdict
+from ._tiny import tiny_image_model
 
 pytest.importorskip("sklearn")
 
@@ -41,19 +41,7 @@ def test_few_real_samples_score_a_higher_distance_than_the_floor(judged):
 
 def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
     judge, data, _ = judged
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        modality="image",
-        num_classes=17,
-        ell=2,
-        height=8,
-        width=8,
-        channels=1,
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-    )
-    path = save_model(tmp_path / "untrained.safetensors", PrimeModel(cfg))
+    path = save_model(tmp_path / "untrained.safetensors", tiny_image_model(size=8))
     settings = [Setting(steps=8), Setting(steps=8, strategy="confidence", temperature=0.8)]
     res = judge_model(str(path), judge, data, settings, num=32, seeds=(0, 1), eval_passes=1)
     assert [(r["setting"], r["seed"]) for r in res["rows"]] == [
@@ -73,18 +61,7 @@ def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
 
 def test_non_digits_models_and_tiny_sample_counts_are_refused(judged, tmp_path):
     judge, data, _ = judged
-    cfg = ModelConfig(
-        modality="image",
-        num_classes=17,
-        ell=2,
-        height=4,
-        width=4,
-        channels=1,
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-    )
-    path = save_model(tmp_path / "small.safetensors", PrimeModel(cfg))
+    path = save_model(tmp_path / "small.safetensors", tiny_image_model(size=4))
     with pytest.raises(ValueError, match="not an 8x8 grey 17-level digits model"):
         judge_model(str(path), judge, data, [Setting()], num=16)
     with pytest.raises(SystemExit):
