@@ -5,6 +5,7 @@ import pytest
 
 from engine import save_model
 from engine.bench.digits import Setting, judge_model, main, make_judge, real_reference, verdict
+
 from ._tiny import tiny_image_model
 
 pytest.importorskip("sklearn")
