@@ -1,4 +1,4 @@
-"""engine/bench/digits.py: the issue #19 bar, judged on real digits and on an untrained model."""
+"""engine/bench/digits.py: the digits quality bar, judged on real digits and on an untrained model."""
 
 import numpy as np
 import pytest
