@@ -5,12 +5,15 @@ This package never imports Qt. Its public API is re-exported here.
 
 from engine.api import (
     DEFAULT_STRATEGY,
+    RECOMMENDABLE_SETTINGS,
     STRATEGIES,
     CancelToken,
     Condition,
     SampleRequest,
     SampleResult,
     SampleStep,
+    describe_settings,
+    recommended_settings,
 )
 from engine.config import ModelConfig
 from engine.data import (
@@ -112,6 +115,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "RECOMMENDABLE_SETTINGS",
     "OBJECTIVES",
     "STRATEGIES",
     "CancelToken",
@@ -152,6 +156,7 @@ __all__ = [
     "bundled_models_dir",
     "checkpoint_state",
     "data_dir",
+    "describe_settings",
     "evaluate",
     "filtered_log_probs",
     "high_digits_condition",
@@ -173,6 +178,7 @@ __all__ = [
     "preflight",
     "read_model_info",
     "read_trajectory_header",
+    "recommended_settings",
     "region_condition",
     "remove_model",
     "resolve_model",

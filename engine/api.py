@@ -135,6 +135,58 @@ class SampleRequest:
         return out
 
 
+# Sampler settings a model file may recommend (model card key "sampler"): what its recipe measured
+# as the best default for that model. `prime generate`, the studio and the benches start from them;
+# every flag or field the user sets overrides them.
+RECOMMENDABLE_SETTINGS: dict[str, tuple[type, ...]] = {
+    "steps": (int,),
+    "temperature": (int, float),
+    "temperature_end": (int, float),
+    "top_k": (int,),
+    "top_p": (int, float),
+    "reveal": (str,),
+    "strategy": (str,),
+    "threshold": (int, float),
+    "corrector": (int, float),
+    "time_warp": (int, float),
+}
+
+
+def recommended_settings(card: Any) -> dict[str, Any]:
+    """The sampler settings a model card recommends under ``"sampler"`` ({} when it names none).
+
+    Raises:
+        ValueError: naming the problem: the entry is not an object, names an unknown setting, has
+            a value of the wrong type, or one :class:`SampleRequest` refuses (e.g. corrector 2).
+    """
+    if not isinstance(card, dict) or card.get("sampler") is None:
+        return {}
+    given = card["sampler"]
+    if not isinstance(given, dict):
+        raise ValueError(f"the model's recommended sampler settings are not an object: {given!r:.80}")
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        types = RECOMMENDABLE_SETTINGS.get(key)
+        if types is None:
+            known = ", ".join(RECOMMENDABLE_SETTINGS)
+            raise ValueError(f"the model recommends an unknown sampler setting {key!r:.40} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ValueError(f"the model's recommended {key} has the wrong type: {value!r:.40}")
+        out[key] = float(value) if float in types else value
+    SampleRequest(**out)  # the ranges: raises ValueError naming the setting
+    return out
+
+
+def describe_settings(settings: dict[str, Any]) -> str:
+    """``{"corrector": 0.2, "top_p": 0.98}`` -> ``"corrector 0.2, top-p 0.98"`` (for messages)."""
+    return ", ".join(
+        f"{key.replace('_', '-')} {value:g}"
+        if isinstance(value, float)
+        else f"{key.replace('_', '-')} {value}"
+        for key, value in settings.items()
+    )
+
+
 @dataclass(frozen=True)
 class SampleStep:
     """One denoising step, yielded after it is taken. Tensors are detached CPU copies.

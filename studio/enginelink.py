@@ -80,6 +80,23 @@ def model_name(source: Any, card: dict) -> str:
     return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
 
 
+def recommended_settings(card: Any) -> tuple[dict[str, Any], str]:
+    """(the sampler settings a model card recommends, "" ) or ({}, what is wrong with them).
+
+    :func:`engine.recommended_settings` (validated, keys among ``engine.RECOMMENDABLE_SETTINGS``)
+    that never raises: a hostile card is one message (GUI thread: pure and fast).
+    """
+    try:
+        return dict(eng.recommended_settings(card)), ""
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        return {}, str(exc)[:2000] or type(exc).__name__
+
+
+def describe_settings(settings: dict[str, Any]) -> str:
+    """``{"corrector": 0.2}`` -> ``"corrector 0.2"`` (:func:`engine.describe_settings`)."""
+    return eng.describe_settings(settings)
+
+
 def num_parameters(model: Any) -> int:
     """Trainable parameter count."""
     if hasattr(model, "num_parameters"):

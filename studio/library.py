@@ -158,9 +158,13 @@ def card_html(
     ell = cfg.get("ell", 1)
     rows.append(("Digits", f"\u2113={ell}" + (" (MDM baseline)" if ell == 1 else " (Prime)")))
     rows.append(("Backbone", f"{cfg.get('n_layers')}\u00d7{cfg.get('d_model')}, {cfg.get('n_heads')} heads"))
+    if isinstance(card, dict) and card.get("sampler") is not None:
+        recommended, problem = enginelink.recommended_settings(card)
+        text = enginelink.describe_settings(recommended) if recommended else "none"
+        rows.append(("Recommended sampler", f"invalid ({problem[:300]}): not used" if problem else text))
     sections = []
     for key, value in sorted((card or {}).items(), key=lambda kv: str(kv[0])):
-        if str(key) in HIDDEN_KEYS:
+        if str(key) in HIDDEN_KEYS or str(key) == "sampler":  # "sampler": the row above
             continue
         if isinstance(value, dict):
             inner = _table(value)

@@ -500,6 +500,8 @@ class MainWindow(QMainWindow):
         values = self.settings.get_json("generate/values")
         if isinstance(values, dict):
             self.generate_panel.set_values(values)
+            # fields a model's recommendation set, unchanged since: a plain model resets them
+            self.generate_panel.restore_applied_recommendation(self.settings.get_json("generate/recommended"))
         view = self.settings.get_json("view", {}) or {}
         if isinstance(view, dict):
             self.canvas.set_mode(view.get("mode", "state"))
@@ -517,6 +519,7 @@ class MainWindow(QMainWindow):
             "window/state": self.saveState(),
             "window/generateSplit": QByteArray(self.generate_split.saveState()),
             "generate/values": self.generate_panel.values(),
+            "generate/recommended": self.generate_panel.applied_recommendation(),
             "view": {
                 "mode": self.canvas.current_mode(),
                 "zoom": self.canvas.zoom.currentData(),

@@ -17,6 +17,7 @@ The bar: confident share >= 0.9, every class within 5-15 %, Fréchet distance <=
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.api import STRATEGIES, SampleRequest
+from engine.api import STRATEGIES, SampleRequest, describe_settings, recommended_settings
 from engine.bench.metrics import DigitJudge
 from engine.bench.quality import _digits_judge
 from engine.files.library import resolve_model
@@ -47,14 +48,43 @@ class Setting:
     strategy: str = "ancestral"
     temperature: float = 1.0
     threshold: float = 0.9
+    top_p: float = 1.0
+    corrector: float = 0.0
+    top_k: int = 0
+    reveal: str = "joint"
+    temperature_end: float | None = None
+    time_warp: float = 1.0
+    recommended: str = ""  # the model's recommendation this setting is, as text ("" = none)
+
+    @classmethod
+    def of_model(cls, card: dict[str, Any]) -> Setting | None:
+        """The setting a model's card recommends (None when it recommends none or nothing usable)."""
+        try:
+            rec = recommended_settings(card)
+        except ValueError:
+            return None
+        return cls(**rec, recommended=describe_settings(rec)) if rec else None
 
     def label(self) -> str:
         """A short name for tables."""
-        text = f"{self.strategy} T={self.steps}"
+        text = "recommended: " if self.recommended else ""
+        text += f"{self.strategy} T={self.steps}"
         if self.strategy == "threshold":
             text += f" tau={self.threshold:g}"
         if self.temperature != 1.0:
             text += f" temp={self.temperature:g}"
+        if self.top_p != 1.0:
+            text += f" top-p={self.top_p:g}"
+        if self.corrector:
+            text += f" corrector={self.corrector:g}"
+        if self.top_k:
+            text += f" top-k={self.top_k}"
+        if self.reveal != "joint":
+            text += f" reveal={self.reveal}"
+        if self.temperature_end is not None:
+            text += f" temp-end={self.temperature_end:g}"
+        if self.time_warp != 1.0:
+            text += f" warp={self.time_warp:g}"
         return text
 
 
@@ -103,10 +133,18 @@ def judge_model(
     seeds: tuple[int, ...] = (0,),
     batch: int = 64,
     eval_passes: int = 4,
+    recommended: bool = True,
 ) -> dict[str, Any]:
-    """Valid bound and the judge's verdict per setting and seed for one model file."""
-    model, _ = load_model(resolve_model(path))
+    """Valid bound and the judge's verdict per setting and seed for one model file.
+
+    With ``recommended`` the setting the model's card recommends (what ``prime generate`` and the
+    studio use by default) is judged first, unless ``settings`` already hold it.
+    """
+    model, info = load_model(resolve_model(path))
     cfg = model.config
+    own = Setting.of_model(info.card) if recommended else None
+    if own is not None and dataclasses.replace(own, recommended="") not in settings:
+        settings = [own, *settings]
     if cfg.modality != "image" or (cfg.height, cfg.width, cfg.channels, cfg.num_classes) != (8, 8, 1, 17):
         raise ValueError(f"{path}: not an 8x8 grey 17-level digits model")
     bound = evaluate(model, data, passes=eval_passes, seed=0)
@@ -123,6 +161,12 @@ def judge_model(
                     strategy=setting.strategy,
                     temperature=setting.temperature,
                     threshold=setting.threshold,
+                    top_p=setting.top_p,
+                    corrector=setting.corrector,
+                    top_k=setting.top_k,
+                    reveal=setting.reveal,
+                    temperature_end=setting.temperature_end,
+                    time_warp=setting.time_warp,
                 )
                 result = sample(model, request)
                 tokens.append(result.tokens)
@@ -173,20 +217,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", nargs="+", default=["ancestral"], choices=STRATEGIES)
     p.add_argument("--temperatures", type=float, nargs="+", default=[1.0])
     p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--top-p", type=float, nargs="+", default=[1.0], help="nucleus mass per token (1 = off)")
+    p.add_argument(
+        "--corrector", type=float, nargs="+", default=[0.0], help="share re-masked per step (0 = off)"
+    )
     p.add_argument("--samples", type=int, default=128)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--eval-passes", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--no-recommended", action="store_true", help="skip the setting the model's card recommends"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.samples < 16:
         p.error("--samples must be at least 16 (the Fréchet distance needs a covariance)")
     torch.set_num_threads(args.threads)
     settings = [
-        Setting(steps=s, strategy=g, temperature=t, threshold=args.threshold)
+        Setting(steps=s, strategy=g, temperature=t, threshold=args.threshold, top_p=q, corrector=c)
         for s in args.steps
         for g in args.strategies
         for t in args.temperatures
+        for q in args.top_p
+        for c in args.corrector
     ]
     judge, data, _ = make_judge(0)
     ref = real_reference(judge, data, args.samples, args.seeds)
@@ -194,7 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         results.append(
             judge_model(
-                name, judge, data, settings, args.samples, tuple(args.seeds), eval_passes=args.eval_passes
+                name,
+                judge,
+                data,
+                settings,
+                args.samples,
+                tuple(args.seeds),
+                eval_passes=args.eval_passes,
+                recommended=not args.no_recommended,
             )
         )
         if not args.json:

@@ -30,6 +30,8 @@ from engine.api import (
     SampleRequest,
     SampleResult,
     SampleStep,
+    describe_settings,
+    recommended_settings,
 )
 from engine.cli.common import DefaultsHelpFormatter, Interrupted, emit
 from engine.cli.conditions import conditioning_summary, image_condition_from_flags, text_condition_from_flags
@@ -48,12 +50,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "generate",
         parents=[common],
         help="sample images (PNG grid) or text (.txt)",
-        description="Sample from a model. Image models write a PNG grid, text models a text file.",
+        description="Sample from a model. Image models write a PNG grid, text models a text file. "
+        "Sampler settings the model recommends (shown by 'prime info') replace the defaults below; "
+        "a flag you give wins.",
         formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--model", required=True, help="library name or path of a .safetensors model")
     p.add_argument("--out", required=True, help="output file: .png for image models, e.g. .txt for text")
-    p.add_argument("--steps", type=int, default=64, help="denoising steps T (default 64)")
+    p.add_argument(
+        "--steps", type=int, help="denoising steps T (default 64, or the model's recommended number)"
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -62,39 +68,42 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "seed, --num and settings give the same samples; sample 2 of a batch is not sample 1 of another seed",
     )
     p.add_argument("--num", type=int, default=1, help="number of samples")
-    p.add_argument("--temperature", type=float, default=1.0, help="temperature at t=1")
+    p.add_argument("--temperature", type=float, help="temperature at t=1 (default 1.0)")
     p.add_argument(
         "--temperature-end",
         type=float,
         help="temperature at t=0, linear in t (default: --temperature throughout)",
     )
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens; 0 = off")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1]; 1.0 = off")
+    p.add_argument("--top-k", type=int, help="keep the k most likely tokens; 0 = off (default 0)")
+    p.add_argument("--top-p", type=float, help="nucleus mass in (0, 1]; 1.0 = off (default 1.0)")
     p.add_argument(
         "--reveal",
         choices=REVEAL_MODES,
-        default="joint",
-        help="how masked digits are drawn: joint = one token drawn from the filtered distribution, "
-        "then its masked digits revealed; marginal = each digit drawn from its own marginal",
+        help="how masked digits are drawn (default joint): joint = one token drawn from the filtered "
+        "distribution, then its masked digits revealed; marginal = each digit drawn from its own marginal",
     )
     p.add_argument(
         "--strategy",
         choices=STRATEGIES,
-        default=DEFAULT_STRATEGY,
         help=f"which masked digits each step reveals (default {DEFAULT_STRATEGY}; see docs/SAMPLING.md): "
         "ancestral = the model's own sampler; confidence / margin / entropy = the most certain digits "
         "first; threshold = every digit whose confidence reaches --threshold",
     )
-    p.add_argument("--threshold", type=float, default=0.9, help="tau in [0, 1] for --strategy threshold")
+    p.add_argument("--threshold", type=float, help="tau in [0, 1] for --strategy threshold (default 0.9)")
     p.add_argument(
         "--threads",
         type=int,
         help="torch CPU threads (default: the cores the load average leaves free; PRIME_THREADS overrides)",
     )
     p.add_argument(
-        "--corrector", type=float, default=0.0, help="fraction of digits re-masked per step; 0.0 = off"
+        "--corrector", type=float, help="fraction of digits re-masked per step; 0.0 = off (default 0.0)"
     )
-    p.add_argument("--time-warp", type=float, default=1.0, help="time grid t_k = (1 - k/T)**warp, k = 0..T")
+    p.add_argument("--time-warp", type=float, help="time grid t_k = (1 - k/T)**warp, k = 0..T (default 1.0)")
+    p.add_argument(
+        "--no-recommended",
+        action="store_true",
+        help="ignore the sampler settings the model recommends (plain defaults for what you do not set)",
+    )
     p.add_argument(
         "--no-cache",
         action="store_true",
@@ -319,6 +328,45 @@ def _write_text(out: Path, texts: list[str], seed: int) -> None:
     out.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")  # a temporary
 
 
+# what a flag left unset means when the model recommends nothing (SampleRequest's own defaults,
+# with the strategy the CLI and the studio default to)
+PLAIN_SETTINGS: dict[str, Any] = {
+    "steps": 64,
+    "temperature": 1.0,
+    "temperature_end": None,
+    "top_k": 0,
+    "top_p": 1.0,
+    "reveal": "joint",
+    "strategy": DEFAULT_STRATEGY,
+    "threshold": 0.9,
+    "corrector": 0.0,
+    "time_warp": 1.0,
+}
+
+
+def sampler_settings(args: argparse.Namespace, info: ModelInfo) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings for the request, what the model recommended and was used).
+
+    Plain defaults, then the model card's recommendation (unless ``--no-recommended``), then every
+    flag the user gave. A recommendation the card gets wrong is reported and ignored.
+    """
+    recommended: dict[str, Any] = {}
+    if not args.no_recommended:
+        try:
+            recommended = recommended_settings(info.card)
+        except ValueError as exc:
+            print(f"warning: {info.name}: {exc}; using the plain defaults", file=sys.stderr)
+    given = {key: getattr(args, key) for key in PLAIN_SETTINGS if getattr(args, key) is not None}
+    used = {key: value for key, value in recommended.items() if key not in given}
+    if used and not args.json:
+        print(
+            f"{info.name} recommends {describe_settings(used)} "
+            "(pass --no-recommended for the plain defaults)",
+            file=sys.stderr,
+        )
+    return {**PLAIN_SETTINGS, **recommended, **given}, used
+
+
 def run_generate(args: argparse.Namespace) -> int:
     """``prime generate``."""
     if args.threads is not None:
@@ -357,25 +405,17 @@ def run_generate(args: argparse.Namespace) -> int:
         if given:
             raise ValueError(f"{', '.join(given)} only apply to text models; {info.name!r} is an image model")
         condition = image_condition_from_flags(args, model, info)
+    chosen, recommended = sampler_settings(args, info)
     request = SampleRequest(
         num_samples=args.num,
-        steps=args.steps,
         seed=args.seed,
-        temperature=args.temperature,
-        temperature_end=args.temperature_end,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        reveal=args.reveal,
-        strategy=args.strategy,
-        threshold=args.threshold,
         cache=not args.no_cache,
-        corrector=args.corrector,
-        time_warp=args.time_warp,
-        preview_every=args.steps,
+        preview_every=chosen["steps"],
         condition=condition,
+        **chosen,
     )
-    if args.top_k > cfg.num_classes:
-        raise ValueError(f"--top-k must be in 0..{cfg.num_classes} (C of this model), got {args.top_k}")
+    if request.top_k > cfg.num_classes:
+        raise ValueError(f"--top-k must be in 0..{cfg.num_classes} (C of this model), got {request.top_k}")
     cancel = CancelToken()
     progress = not args.json and sys.stderr.isatty()
     result = drive(iter_sample(model, request, cancel), cancel, progress)
@@ -408,6 +448,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "seconds": round(result.seconds, 4),
         "load_seconds": round(load_seconds, 4),
         "settings": request.to_dict(),
+        "recommended_used": recommended,
         "conditioning": conditioning_summary(args),
         "outputs": outputs,
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from engine.api import describe_settings, recommended_settings
 from engine.cli.common import (
     EXIT_ERROR,
     CliError,
@@ -77,6 +78,12 @@ def format_info(info: ModelInfo) -> str:
     bound = metric_summary(info.card)
     if bound:
         lines.append(f"metric:     {bound}")
+    try:
+        recommended = describe_settings(recommended_settings(info.card))
+    except ValueError as exc:
+        recommended = printable(_short(f"invalid, ignored ({exc})"), keep_newlines=False)
+    if recommended:
+        lines.append(f"sampler:    {recommended} (recommended; prime generate starts from it)")
     lines.append("card:")
     for key in sorted(info.card):
         lines.append(f"  {printable(_short(key, 60), keep_newlines=False)}: {_short(info.card[key])}")

@@ -3,6 +3,11 @@
 Samples, steps, seed (random or fixed, always recorded), temperature,
 top-p/top-k, reveal mode, reveal strategy (and its threshold), corrector; for text also prefix,
 suffix and length; Generate / Cancel and a progress bar.
+
+A model card may recommend sampler settings (``"sampler"``: :func:`engine.recommended_settings`):
+switching to that model puts them in the fields (:meth:`GeneratePanel.apply_recommended`), a line
+under the model's name says what they are, and its *Use* button puts them back. Fields the previous
+model's recommendation set, and the user has not changed since, go back to :data:`DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from studio import enginelink
 from studio.enginelink import eng
 
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +65,20 @@ REQUEST_KEYS = (
     "threshold",
     "corrector",
 )
+# recommendable settings (engine.RECOMMENDABLE_SETTINGS) this panel has a field for; the others
+# (temperature_end, time_warp) are named on the recommendation line as not applied
+PANEL_SAMPLER_KEYS = (
+    "steps",
+    "temperature",
+    "top_k",
+    "top_p",
+    "reveal",
+    "strategy",
+    "threshold",
+    "corrector",
+)
+NEAREST = " \u00b7 the nearest the fields allow: "  # a recommended value outside a field's range
+MAX_NOTE = 160  # characters of a card's error shown on the line (all of it in the tooltip)
 STRATEGY_LABELS = {  # name -> (label, tooltip)
     "ancestral": (
         "Ancestral",
@@ -84,6 +105,23 @@ class GeneratePanel(QWidget):
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #b9770e; font-weight: bold;")  # amber: a warning, not an error
         self.warning.hide()
+        # what the model recommends, with a button that puts it in the fields again
+        self.recommended: dict[str, Any] = {}  # the current model's (validated) recommendation
+        self._applied: dict[str, Any] = {}  # field -> the value a recommendation put there
+        self.recommended_label = QLabel("")
+        self.recommended_label.setObjectName("recommendedSettings")
+        self.recommended_label.setTextFormat(Qt.TextFormat.PlainText)  # the card's text, never markup
+        self.recommended_label.setWordWrap(True)
+        self.use_recommended = QToolButton(text="Use")
+        self.use_recommended.setObjectName("useRecommended")
+        self.use_recommended.setToolTip("Set these fields to the values this model recommends again")
+        self.use_recommended.clicked.connect(lambda _checked=False: self.apply_recommended())
+        self.recommended_row = QWidget()
+        row = QHBoxLayout(self.recommended_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.recommended_label, 1)
+        row.addWidget(self.use_recommended, 0, Qt.AlignmentFlag.AlignTop)
+        self.recommended_row.hide()
 
         self.num_samples = QSpinBox(minimum=1, maximum=256, value=4)
         self.steps = QSpinBox(minimum=1, maximum=4096, value=64)
@@ -174,6 +212,7 @@ class GeneratePanel(QWidget):
         buttons.addWidget(self.cancel)
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_label)
+        layout.addWidget(self.recommended_row)
         layout.addWidget(self.warning)
         layout.addLayout(form)
         layout.addWidget(self.text_box)
@@ -198,6 +237,62 @@ class GeneratePanel(QWidget):
         )
         self.warning.setVisible(untrained)
 
+    def set_recommendation(self, card: Any) -> dict[str, Any]:
+        """Read the sampler settings a model card recommends and say so under the model's name.
+
+        Applies nothing (see :meth:`apply_recommended`). A recommendation the card gets wrong is a
+        one-line warning and counts as none; a hostile card never raises here.
+        """
+        recommended, problem = enginelink.recommended_settings(card)
+        self.recommended = recommended
+        label = self.recommended_label
+        if problem:
+            short = problem if len(problem) <= MAX_NOTE else problem[: MAX_NOTE - 1] + "\u2026"
+            label.setText(f"This model's recommended settings are invalid ({short}): plain defaults used")
+            label.setToolTip(problem)
+            label.setStyleSheet("color: #b9770e;")  # amber, as the untrained warning
+        elif recommended:
+            text = f"Recommended by this model: {enginelink.describe_settings(recommended)}"
+            missing = [k.replace("_", "-") for k in recommended if k not in PANEL_SAMPLER_KEYS]
+            if missing:
+                text += f" ({', '.join(missing)}: not in this panel, not applied)"
+            label.setText(text)
+            label.setToolTip(
+                "The sampler settings this model's card recommends: set when you switch to it; "
+                "what you change afterwards stays"
+            )
+            label.setStyleSheet("")
+        self.use_recommended.setVisible(bool(recommended))
+        self.recommended_row.setVisible(bool(problem or recommended))
+        return recommended
+
+    def apply_recommended(self) -> None:
+        """Put the current model's recommended settings in their fields (switching model, *Use*).
+
+        Fields an earlier recommendation set and the user has not changed since go back to
+        :data:`DEFAULTS`; a field whose range cannot hold a recommended value keeps the nearest.
+        """
+        current = self.values()
+        back = {
+            key: DEFAULTS[key]
+            for key, value in self._applied.items()
+            if key not in self.recommended and current.get(key) == value
+        }
+        wanted = {key: value for key, value in self.recommended.items() if key in PANEL_SAMPLER_KEYS}
+        self._set(back)
+        self._set(wanted)
+        now = self.values()
+        self._applied = {key: now[key] for key in wanted}
+        inexact = {
+            key: now[key]
+            for key, value in wanted.items()
+            if now[key] != (round(value, 4) if isinstance(value, float) else value)
+        }
+        text = self.recommended_label.text().split(NEAREST)[0]
+        if inexact:
+            text += NEAREST + enginelink.describe_settings(inexact)
+        self.recommended_label.setText(text)
+
     # ------------------------------------------------------------------ values
     def values(self) -> dict[str, Any]:
         """Current settings as a JSON-ready dict (seed = the fixed seed, see ``next_seed``)."""
@@ -218,9 +313,38 @@ class GeneratePanel(QWidget):
             "length": self.length.value(),
         }
 
+    def applied_recommendation(self) -> dict[str, Any]:
+        """Field -> value that a model's recommendation set and the user has not changed since.
+
+        Saved with the settings (``generate/recommended``) so that after a restart switching to a
+        plain model still puts them back to the defaults (:meth:`restore_applied_recommendation`).
+        """
+        current = self.values()
+        return {key: value for key, value in self._applied.items() if current.get(key) == value}
+
+    def restore_applied_recommendation(self, applied: Any) -> None:
+        """What :meth:`applied_recommendation` returned in an earlier session (fields still equal)."""
+        if not isinstance(applied, dict):
+            return
+        current = self.values()
+        self._applied = {
+            key: current[key]
+            for key, value in applied.items()
+            if key in PANEL_SAMPLER_KEYS and type(value) is type(current[key]) and value == current[key]
+        }
+
     def set_values(self, values: dict[str, Any]) -> None:
-        """Apply settings (unknown keys are ignored; missing ones keep their value)."""
+        """Apply settings (unknown keys are ignored; missing ones keep their value).
+
+        Values set here are the user's (restored settings, a reopened output): switching model
+        later does not put them back to the defaults.
+        """
         v = dict(values)
+        for key in v:
+            self._applied.pop(key, None)
+        self._set(v)
+
+    def _set(self, v: dict[str, Any]) -> None:
         setters = {
             "num_samples": lambda x: self.num_samples.setValue(int(x)),
             "steps": lambda x: self.steps.setValue(int(x)),

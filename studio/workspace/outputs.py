@@ -337,12 +337,12 @@ class OutputsMixin:
                 "import or train that model again to branch from it"
             ) from None
         current = self.handle
-        handle = await self.load_model(str(path))
+        handle = await self.load_model(str(path), recommend=False)  # the output's settings stay
         vocab = offline.config.vocabulary
         other_vocab = vocab is not None and enginelink.tokenizer_of(handle.config).digest != vocab.digest
         if handle.config.to_dict() != offline.config.to_dict() or other_vocab:
             if current is not None:
-                self.set_model(current)
+                self.set_model(current, recommend=False)
             raise ValueError(
                 f"{entry.title()}: the model file {path} has changed since this output was made "
                 "(another configuration): it can be viewed and exported, not branched"
@@ -460,7 +460,8 @@ class OutputsMixin:
                 path_found = None
             if path_found is not None:
                 note = f" and loading {model}"
-                self.host.spawn(self.load_model(str(path_found)))
+                # the settings just restored stay: not the ones the model recommends
+                self.host.spawn(self.load_model(str(path_found), recommend=False))
             else:
                 note = (
                     f"; it was made with model {model!r}, which is not in the library any more "

@@ -104,8 +104,12 @@ class Session(HoverMixin, OutputsMixin):
             self._renderers[handle.key] = render.Renderer(handle.config)
         return self._renderers[handle.key]
 
-    async def load_model(self, source: Any, name: str | None = None) -> ModelHandle:
-        """Load a model on the engine thread and make it current."""
+    async def load_model(self, source: Any, name: str | None = None, recommend: bool = True) -> ModelHandle:
+        """Load a model on the engine thread and make it current.
+
+        ``recommend``: put the sampler settings it recommends in the Generate panel if it is another
+        model than the current one (False when settings were just restored for it, see ``set_model``).
+        """
         key = (
             str(Path(source).resolve()) if isinstance(source, (str, Path)) and Path(source).exists() else None
         )
@@ -117,7 +121,7 @@ class Session(HoverMixin, OutputsMixin):
                 self._loaded[key] = handle
         if (self.handle is None or handle.key != self.handle.key) and not self._shows_output_of(handle):
             self.reset_view()
-        self.set_model(handle)
+        self.set_model(handle, recommend=recommend)
         return handle
 
     def _shows_output_of(self, handle: ModelHandle) -> bool:
@@ -161,13 +165,23 @@ class Session(HoverMixin, OutputsMixin):
         panel.progress.setFormat("ready")
         panel.seed_used.setText("")
 
-    def set_model(self, handle: ModelHandle) -> None:
-        """Make a loaded model current: fit the panels to its modality."""
+    def set_model(self, handle: ModelHandle, recommend: bool = True) -> None:
+        """Make a loaded model current: fit the panels to its modality.
+
+        Switching to another model (or the first one) puts the sampler settings its card recommends
+        in the Generate panel, and what the previous one's recommendation set back to the defaults
+        (:meth:`GeneratePanel.apply_recommended`); not with ``recommend`` False (showing or
+        reopening an output: the settings it was made with stay). Settings applied afterwards win.
+        """
+        switched = self.handle is None or handle.key != self.handle.key
         self.handle = handle
         self.renderer = self.renderer_for(handle)
         cfg = handle.config
         self.views.generate_panel.set_model(handle.name, cfg.modality, cfg.seq_length, handle.untrained)
         self.views.generate_panel.length.setMaximum(cfg.seq_length if cfg.modality == "text" else 0)
+        self.views.generate_panel.set_recommendation(handle.card)
+        if recommend and switched:
+            self.views.generate_panel.apply_recommended()
         self.views.canvas.set_ell(cfg.ell)
         self.host.show_view(cfg.modality)
         status = f"{handle.name} \u00b7 {cfg.modality} \u00b7 \u2113={cfg.ell}, b={cfg.base}"
@@ -435,7 +449,7 @@ class Session(HoverMixin, OutputsMixin):
         self.entry = entry
         # a reopened output whose model is not (yet) loaded is shown from the config saved with it
         if is_loaded(entry.model) and (self.handle is None or entry.model.key != self.handle.key):
-            self.set_model(entry.model)
+            self.set_model(entry.model, recommend=False)  # showing an output changes no setting
         self.renderer = self.renderer_for(entry.model)
         self.views.canvas.set_ell(entry.model.config.ell)
         self.host.show_view(entry.model.config.modality)

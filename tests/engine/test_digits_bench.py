@@ -60,6 +60,21 @@ def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
     assert "ancestral T=4" in capsys.readouterr().out
 
 
+def test_nucleus_and_corrector_settings_reach_the_sampler(judged, tmp_path):
+    judge, data, _ = judged
+    path = save_model(tmp_path / "untrained.safetensors", tiny_image_model(size=8))
+    settings = [Setting(steps=8), Setting(steps=8, top_p=0.5, corrector=0.2)]
+    plain, tuned = judge_model(str(path), judge, data, settings, num=16, eval_passes=1)["rows"]
+    assert tuned["setting"] == "ancestral T=8 top-p=0.5 corrector=0.2"
+    # the corrector calls the network again after every step but the last; the plain sampler skips
+    # the steps that reveal nothing
+    assert tuned["mean_nfe"] > plain["mean_nfe"]
+    assert (
+        tuned["class_counts"] != plain["class_counts"]
+        or tuned["frechet_distance"] != plain["frechet_distance"]
+    )
+
+
 def test_non_digits_models_and_tiny_sample_counts_are_refused(judged, tmp_path):
     judge, data, _ = judged
     path = save_model(tmp_path / "small.safetensors", tiny_image_model(size=4))
@@ -67,3 +82,20 @@ def test_non_digits_models_and_tiny_sample_counts_are_refused(judged, tmp_path):
         judge_model(str(path), judge, data, [Setting()], num=16)
     with pytest.raises(SystemExit):
         main([str(path), "--samples", "4"])
+
+
+def test_the_setting_the_model_recommends_is_judged_first(judged, tmp_path):
+    judge, data, _ = judged
+    card = {"sampler": {"steps": 6, "corrector": 0.2}}
+    path = save_model(tmp_path / "rec.safetensors", tiny_image_model(size=8), card=card)
+    rows = judge_model(str(path), judge, data, [Setting(steps=6)], num=16, eval_passes=1)["rows"]
+    assert [r["setting"] for r in rows] == [
+        "recommended: ancestral T=6 corrector=0.2",
+        "ancestral T=6",
+    ]
+    assert rows[0]["mean_nfe"] > rows[1]["mean_nfe"]  # the corrector really ran
+    # asked for already, or switched off: judged once, as asked
+    asked = [Setting(steps=6, corrector=0.2)]
+    assert len(judge_model(str(path), judge, data, asked, num=16, eval_passes=1)["rows"]) == 1
+    off = judge_model(str(path), judge, data, [Setting(steps=6)], num=16, eval_passes=1, recommended=False)
+    assert [r["setting"] for r in off["rows"]] == ["ancestral T=6"]
