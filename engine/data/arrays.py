@@ -11,7 +11,7 @@ stores ragged data) are refused, and ``allow_pickle`` is never set.
 IDX (http://yann.lecun.com/exdb/mnist/, big-endian): bytes 0-1 zero, byte 2 the type (0x08 =
 unsigned byte, 0x09 signed byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), byte 3 the
 number of dimensions, then one 4-byte size per dimension, then the data. 1-D files (labels) are
-skipped: they are not images.
+skipped: they are not images; :func:`read_idx_labels` reads them for the benchmarks that need them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from engine.data.files import (
     TRUNCATED,
     WRONG_SHAPE,
     WRONG_TYPE,
+    DataError,
     Skipped,
     open_regular,
 )
@@ -238,6 +239,55 @@ def read_idx(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skippe
     return [ImageArray(rel, _as_nhwc(np.frombuffer(data, dtype=np.uint8).reshape(shape)))]
 
 
+def read_idx_labels(path: str | Path, count: int | None = None) -> np.ndarray:
+    """The uint8 labels (N,) of an IDX label file (gzipped or not; MNIST's ``*-labels-idx1-ubyte``).
+
+    The same conventions as :func:`read_idx`: magic ``0x00000801`` (unsigned bytes, one dimension),
+    the count from the header checked against the limit and the file size before anything is
+    read, one bounded read. ``count``: the number of images the labels belong to (they must
+    match). Raises :class:`~engine.data.files.DataError` saying what is wrong.
+    """
+    full = Path(path)
+    rel = str(full)
+    opened = open_regular(full, rel)
+    if isinstance(opened, Skipped):
+        raise DataError(f"{rel}: {opened.reason} ({opened.detail})")
+    raw, size = opened
+    with raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        try:
+            f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if packed else raw  # type: ignore[assignment]
+            head = f.read(8)
+            if len(head) < 4 or head[:4] != b"\0\0\x08\x01":
+                raise DataError(f"{rel}: {CORRUPT}: not an IDX label file (magic 0x00000801 expected)")
+            if len(head) < 8:
+                raise DataError(f"{rel}: {TRUNCATED}: the IDX header is cut short")
+            n = int.from_bytes(head[4:8], "big")
+            if n > MAX_ARRAY_BYTES:
+                raise DataError(f"{rel}: {TOO_LARGE}: {n:,} labels exceed {MAX_ARRAY_BYTES:,}")
+            if count is not None and n != count:
+                raise DataError(f"{rel}: holds {n:,} labels for {count:,} images; the files do not match")
+            if not packed and size != 8 + n:
+                if size < 8 + n:
+                    raise DataError(
+                        f"{rel}: {TRUNCATED}: holds {size - 8:,} labels, the header announces {n:,}"
+                    )
+                raise DataError(f"{rel}: {CORRUPT}: {size - 8 - n:,} bytes after the labels")
+            data = f.read(n + 1)
+        except DataError:
+            raise
+        except (gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
+            raise DataError(f"{rel}: {CORRUPT}: bad gzip data ({exc})") from None
+        except EOFError as exc:
+            raise DataError(f"{rel}: {TRUNCATED}: the gzip stream is cut short ({exc})") from None
+    if len(data) < n:
+        raise DataError(f"{rel}: {TRUNCATED}: holds {len(data):,} labels, the header announces {n:,}")
+    if len(data) > n:
+        raise DataError(f"{rel}: {CORRUPT}: bytes after the labels")
+    return np.frombuffer(data, dtype=np.uint8).copy()
+
+
 def read_arrays(full: Path, rel: str, max_pixels: int) -> tuple[list[ImageArray], list[Skipped]] | Skipped:
     """Dispatch on the file kind: (image arrays, skipped members) or why the file is skipped."""
     low = rel.lower()
@@ -247,4 +297,4 @@ def read_arrays(full: Path, rel: str, max_pixels: int) -> tuple[list[ImageArray]
     return out if isinstance(out, Skipped) else (out, [])
 
 
-__all__ = ["ImageArray", "read_arrays", "read_idx", "read_npy", "read_npz"]
+__all__ = ["ImageArray", "read_arrays", "read_idx", "read_idx_labels", "read_npy", "read_npz"]
