@@ -108,7 +108,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "into digits (saved with the model; default: no shuffling)",
     )
     g.add_argument(
-        "--ell", type=int, default=DEFAULT_ELL, help=f"sub-tokens per token (default {DEFAULT_ELL})"
+        "--ell",
+        type=int,
+        help=f"sub-tokens per token (default {DEFAULT_ELL}; with --recipe: the recipe's, which this "
+        "overrides)",
+    )
+    g.add_argument(
+        "--dropout",
+        type=float,
+        help="dropout in the backbone, in [0, 1) (default 0.0; with --recipe: the recipe's, which this "
+        "overrides)",
     )
     g.add_argument("--d-model", type=int, help="override the preset's width")
     g.add_argument("--n-layers", type=int, help="override the preset's depth")
@@ -287,7 +296,8 @@ def _new_model_config(args: argparse.Namespace) -> ModelConfig:
     d_model, n_layers, n_heads = sizes[args.size]
     modality = args.modality or _guess_modality(args)
     common = {
-        "ell": args.ell,
+        "ell": args.ell if args.ell is not None else DEFAULT_ELL,
+        "dropout": args.dropout if args.dropout is not None else 0.0,
         "d_model": args.d_model or d_model,
         "n_layers": args.n_layers or n_layers,
         "n_heads": args.n_heads or n_heads,
@@ -329,8 +339,14 @@ def run_train(args: argparse.Namespace) -> int:
         recipe = get_recipe(args.recipe)
         cfg = train_config_from_args(args, recipe.train)
         mcfg, data = recipe.prepare()
-        model = mcfg
         card = recipe.card()
+        overrides = {key: getattr(args, key) for key in ("ell", "dropout") if getattr(args, key) is not None}
+        if overrides:  # a variant of the recipe: the card says which, and how to make it again
+            mcfg = mcfg.replace(**overrides)
+            card["recipe_overrides"] = overrides
+            flags = " ".join(f"--{key} {value:g}" for key, value in overrides.items())
+            card["reproduce"] = card["reproduce"].replace(" --out ", f" {flags} --out ")
+        model = mcfg
     else:
         if not args.data:
             raise ValueError(
@@ -339,6 +355,8 @@ def run_train(args: argparse.Namespace) -> int:
         data = args.data
         cfg = train_config_from_args(args)
         if args.parent:
+            if args.ell is not None or args.dropout is not None:
+                raise ValueError("a fine-tuned model keeps its parent's --ell and --dropout; drop them")
             model = resolve_model_path(args.parent)
             mcfg = read_model_info(model).config
         else:

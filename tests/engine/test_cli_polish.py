@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from engine.cli import build_parser, main
 from engine.cli.common import printable
 from engine.cli.generate import PLAIN_SETTINGS
-from engine.files.modelfile import DIGEST_KEY, tensor_digest
+from engine.files.modelfile import DIGEST_KEY, read_model_info, tensor_digest
 from engine.training.recipes import RECIPES
 from tests.engine.test_cli import TINY, run
 
@@ -303,3 +303,37 @@ def test_single_sample_text_has_no_separator(text_model: Path, tmp_path: Path, c
     code, text, err = run(capsys, "generate", "--model", str(text_model), "--out", str(out), "--steps", "4")
     assert code == 0, err
     assert "--- sample" not in text and "--- sample" not in out.read_text(encoding="utf-8")
+
+
+def test_a_recipe_variant_records_its_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    out = tmp_path / "variant"
+    flags = ["--ell", "4", "--dropout", "0", "--steps", "2", "--eval-every", "0", "--preview-every", "0"]
+    code, _, err = run(capsys, "train", "--recipe", "digits-prime", *flags, "--out", str(out))
+    assert code == 0, err
+    info = read_model_info(str(out) + ".safetensors")
+    assert (info.config.ell, info.config.base, info.config.dropout) == (4, 3, 0.0)
+    assert RECIPES["digits-prime"].model.dropout == 0.1  # the recipe itself is untouched
+    assert info.card["recipe"] == "digits-prime" and info.card["recipe_overrides"] == {
+        "ell": 4,
+        "dropout": 0.0,
+    }
+    assert (
+        info.card["reproduce"]
+        == "prime train --recipe digits-prime --ell 4 --dropout 0 --out digits-prime.safetensors"
+    )
+    assert info.card["sampler"] == RECIPES["digits-prime"].sampler
+    # a fine-tuned model keeps its parent's digits and dropout
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(tmp_path),
+        "--from",
+        str(out) + ".safetensors",
+        "--ell",
+        "2",
+        "--out",
+        str(tmp_path / "ft"),
+    )
+    assert code == 2 and "keeps its parent's --ell and --dropout" in err

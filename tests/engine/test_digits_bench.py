@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from engine import save_model
-from engine.bench.digits import Setting, judge_model, main, make_judge, real_reference, verdict
+from engine.bench.digits import (
+    Setting,
+    judge_model,
+    main,
+    make_judge,
+    real_pass_rates,
+    real_reference,
+    verdict,
+)
 
 from ._tiny import tiny_image_model
 
@@ -99,3 +107,16 @@ def test_the_setting_the_model_recommends_is_judged_first(judged, tmp_path):
     assert len(judge_model(str(path), judge, data, asked, num=16, eval_passes=1)["rows"]) == 1
     off = judge_model(str(path), judge, data, [Setting(steps=6)], num=16, eval_passes=1, recommended=False)
     assert [r["setting"] for r in off["rows"]] == ["ancestral T=6"]
+
+
+def test_real_pass_rates_show_the_bar_is_noisy_for_few_samples(judged, capsys):
+    judge, data, _ = judged
+    few = real_pass_rates(judge, data, 128, draws=12)
+    many = real_pass_rates(judge, data, 1024, draws=3)
+    assert few["confident"] == many["confident"] == 1.0  # real training digits: always confident
+    # 128 samples: the distance estimate is biased upwards, so real digits often miss FD <= 4
+    assert few["frechet"] < many["frechet"] == 1.0 and few["bar"] <= few["frechet"]
+    assert main(["--real-draws", "2", "--samples", "64"]) == 0
+    assert "2 sets of 64 real training digits meet: confident 100%" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([])
