@@ -88,6 +88,23 @@ class Setting:
         return text
 
 
+def draw_samples(
+    model: Any, setting: Setting, num: int, seed: int, batch: int = 64
+) -> tuple[np.ndarray, list[int]]:
+    """``num`` samples (tokens (num, L), NFE per sample) at ``setting``, ``batch`` at a time.
+
+    Batch i draws with seed ``seed * 1000 + i``, so a setting's samples do not depend on the others.
+    """
+    fields = {f: getattr(setting, f) for f in Setting.__dataclass_fields__ if f != "recommended"}
+    tokens, nfe = [], []
+    for i, start in enumerate(range(0, num, batch)):
+        request = SampleRequest(num_samples=min(batch, num - start), seed=seed * 1000 + i, **fields)
+        result = sample(model, request)
+        tokens.append(result.tokens)
+        nfe += result.nfe
+    return torch.cat(tokens).numpy(), nfe
+
+
 def make_judge(seed: int = 0) -> tuple[DigitJudge, Any, np.ndarray]:
     """(judge, digits data, labels): the classifier ``prime bench quality`` uses."""
     from sklearn.datasets import load_digits
@@ -176,27 +193,9 @@ def judge_model(
     rows = []
     for setting in settings:
         for seed in seeds:
-            tokens, nfe = [], []
             started = time.perf_counter()
-            for i, start in enumerate(range(0, num, batch)):
-                request = SampleRequest(
-                    num_samples=min(batch, num - start),
-                    steps=setting.steps,
-                    seed=seed * 1000 + i,
-                    strategy=setting.strategy,
-                    temperature=setting.temperature,
-                    threshold=setting.threshold,
-                    top_p=setting.top_p,
-                    corrector=setting.corrector,
-                    top_k=setting.top_k,
-                    reveal=setting.reveal,
-                    temperature_end=setting.temperature_end,
-                    time_warp=setting.time_warp,
-                )
-                result = sample(model, request)
-                tokens.append(result.tokens)
-                nfe += result.nfe
-            scores = judge.score(torch.cat(tokens).numpy())
+            tokens, nfe = draw_samples(model, setting, num, seed, batch)
+            scores = judge.score(tokens)
             rows.append(
                 {
                     "setting": setting.label(),
@@ -307,7 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["Setting", "judge_model", "make_judge", "real_pass_rates", "real_reference", "verdict"]
+__all__ = [
+    "Setting",
+    "draw_samples",
+    "judge_model",
+    "make_judge",
+    "real_pass_rates",
+    "real_reference",
+    "verdict",
+]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,15 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.api import STRATEGIES, SampleRequest
-from engine.bench.digits import Setting
+from engine.api import STRATEGIES
+from engine.bench.digits import Setting, draw_samples
 from engine.bench.metrics import _entropy_bits, frechet_distance
 from engine.data import DataError, TokenData
 from engine.data.arrays import read_idx_labels
 from engine.files.library import resolve_model
 from engine.files.modelfile import load_model
 from engine.models import PrimeModel
-from engine.sampling import sample
 from engine.training import evaluate
 from engine.training.recipes import fashion_data, fashion_dir
 
@@ -263,23 +262,9 @@ def judge_model(
     rows = []
     for setting in settings:
         for seed in seeds:
-            tokens, nfe = [], []
             started = time.perf_counter()
-            for i, start in enumerate(range(0, num, batch)):
-                request = SampleRequest(
-                    num_samples=min(batch, num - start),
-                    steps=setting.steps,
-                    seed=seed * 1000 + i,
-                    strategy=setting.strategy,
-                    temperature=setting.temperature,
-                    threshold=setting.threshold,
-                    top_p=setting.top_p,
-                    corrector=setting.corrector,
-                )
-                result = sample(model, request)
-                tokens.append(result.tokens)
-                nfe += result.nfe
-            scores = judge.score(torch.cat(tokens).numpy())
+            tokens, nfe = draw_samples(model, setting, num, seed, batch)
+            scores = judge.score(tokens)
             rows.append(
                 {
                     "setting": setting.label(),

@@ -67,16 +67,7 @@ REQUEST_KEYS = (
 )
 # recommendable settings (engine.RECOMMENDABLE_SETTINGS) this panel has a field for; the others
 # (temperature_end, time_warp) are named on the recommendation line as not applied
-PANEL_SAMPLER_KEYS = (
-    "steps",
-    "temperature",
-    "top_k",
-    "top_p",
-    "reveal",
-    "strategy",
-    "threshold",
-    "corrector",
-)
+PANEL_SAMPLER_KEYS = tuple(key for key in REQUEST_KEYS if key in eng.RECOMMENDABLE_SETTINGS)
 NEAREST = " \u00b7 the nearest the fields allow: "  # a recommended value outside a field's range
 MAX_NOTE = 160  # characters of a card's error shown on the line (all of it in the tooltip)
 STRATEGY_LABELS = {  # name -> (label, tooltip)
