@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -195,8 +196,19 @@ def read_npz(full: Path, rel: str, max_pixels: int) -> tuple[list[ImageArray], l
     return found, left
 
 
-def read_idx(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skipped:
-    """The images of an IDX file (gzipped or not), after checking the header against the size."""
+def _read_idx_payload(
+    full: Path,
+    rel: str,
+    check: Callable[[tuple[int, ...], int], Skipped | None],
+    unit: str,
+    name: str,
+) -> tuple[tuple[int, ...], np.ndarray] | Skipped:
+    """An IDX file's shape and data bytes (gzipped or not), or why it is skipped.
+
+    ``check(shape, type code)`` refuses a header before any data is read, and the size the header
+    announces is checked against the file before one bounded read. ``unit`` and ``name`` word
+    the messages ("holds 9 {unit}", "bytes after {name}").
+    """
     opened = open_regular(full, rel)
     if isinstance(opened, Skipped):
         return opened
@@ -213,79 +225,74 @@ def read_idx(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skippe
             if len(dims) < 4 * head[3]:
                 return Skipped(rel, TRUNCATED, "the IDX header is cut short")
             shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
-            bad = _check_shape(rel, shape, IDX_TYPES[head[2]], max_pixels)
+            bad = check(shape, head[2])
             if bad is not None:
                 return bad
             n = int(np.prod(shape))
-            if not packed and size != 4 + 4 * len(shape) + n:
-                have = size - 4 - 4 * len(shape)
+            start = 4 + 4 * len(shape)
+            if not packed and size != start + n:
+                have = size - start
                 if have < n:
-                    return Skipped(rel, TRUNCATED, f"holds {have:,} data bytes, the header announces {n:,}")
-                return Skipped(rel, CORRUPT, f"{have - n:,} bytes after the image data")
+                    return Skipped(rel, TRUNCATED, f"holds {have:,} {unit}, the header announces {n:,}")
+                return Skipped(rel, CORRUPT, f"{have - n:,} bytes after {name}")
             if not packed:
                 buf = _read_exact(f, n)
                 if buf is None:
                     return Skipped(rel, TRUNCATED, "the file became shorter while it was read")
-                return [ImageArray(rel, _as_nhwc(buf.reshape(shape)))]
+                return shape, buf
             data = f.read(n + 1)
         except (gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
             return Skipped(rel, CORRUPT, f"bad gzip data ({exc})")
         except EOFError as exc:
             return Skipped(rel, TRUNCATED, f"the gzip stream is cut short ({exc})")
     if len(data) < n:
-        return Skipped(rel, TRUNCATED, f"holds {len(data):,} data bytes, the header announces {n:,}")
+        return Skipped(rel, TRUNCATED, f"holds {len(data):,} {unit}, the header announces {n:,}")
     if len(data) > n:
-        return Skipped(rel, CORRUPT, "bytes after the image data")
-    return [ImageArray(rel, _as_nhwc(np.frombuffer(data, dtype=np.uint8).reshape(shape)))]
+        return Skipped(rel, CORRUPT, f"bytes after {name}")
+    return shape, np.frombuffer(data, dtype=np.uint8)
+
+
+def read_idx(full: Path, rel: str, max_pixels: int) -> list[ImageArray] | Skipped:
+    """The images of an IDX file (gzipped or not), after checking the header against the size."""
+    got = _read_idx_payload(
+        full,
+        rel,
+        lambda shape, code: _check_shape(rel, shape, IDX_TYPES[code], max_pixels),
+        "data bytes",
+        "the image data",
+    )
+    if isinstance(got, Skipped):
+        return got
+    shape, data = got
+    return [ImageArray(rel, _as_nhwc(data.reshape(shape)))]
 
 
 def read_idx_labels(path: str | Path, count: int | None = None) -> np.ndarray:
     """The uint8 labels (N,) of an IDX label file (gzipped or not; MNIST's ``*-labels-idx1-ubyte``).
 
-    The same conventions as :func:`read_idx`: magic ``0x00000801`` (unsigned bytes, one dimension),
+    The same reader as :func:`read_idx`: magic ``0x00000801`` (unsigned bytes, one dimension),
     the count from the header checked against the limit and the file size before anything is
     read, one bounded read. ``count``: the number of images the labels belong to (they must
     match). Raises :class:`~engine.data.files.DataError` saying what is wrong.
     """
     full = Path(path)
     rel = str(full)
-    opened = open_regular(full, rel)
-    if isinstance(opened, Skipped):
-        raise DataError(f"{rel}: {opened.reason} ({opened.detail})")
-    raw, size = opened
-    with raw:
-        packed = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        try:
-            f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if packed else raw  # type: ignore[assignment]
-            head = f.read(8)
-            if len(head) < 4 or head[:4] != b"\0\0\x08\x01":
-                raise DataError(f"{rel}: {CORRUPT}: not an IDX label file (magic 0x00000801 expected)")
-            if len(head) < 8:
-                raise DataError(f"{rel}: {TRUNCATED}: the IDX header is cut short")
-            n = int.from_bytes(head[4:8], "big")
-            if n > MAX_ARRAY_BYTES:
-                raise DataError(f"{rel}: {TOO_LARGE}: {n:,} labels exceed {MAX_ARRAY_BYTES:,}")
-            if count is not None and n != count:
-                raise DataError(f"{rel}: holds {n:,} labels for {count:,} images; the files do not match")
-            if not packed and size != 8 + n:
-                if size < 8 + n:
-                    raise DataError(
-                        f"{rel}: {TRUNCATED}: holds {size - 8:,} labels, the header announces {n:,}"
-                    )
-                raise DataError(f"{rel}: {CORRUPT}: {size - 8 - n:,} bytes after the labels")
-            data = f.read(n + 1)
-        except DataError:
-            raise
-        except (gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
-            raise DataError(f"{rel}: {CORRUPT}: bad gzip data ({exc})") from None
-        except EOFError as exc:
-            raise DataError(f"{rel}: {TRUNCATED}: the gzip stream is cut short ({exc})") from None
-    if len(data) < n:
-        raise DataError(f"{rel}: {TRUNCATED}: holds {len(data):,} labels, the header announces {n:,}")
-    if len(data) > n:
-        raise DataError(f"{rel}: {CORRUPT}: bytes after the labels")
-    return np.frombuffer(data, dtype=np.uint8).copy()
+
+    def check(shape: tuple[int, ...], code: int) -> Skipped | None:
+        if code != 8 or len(shape) != 1:
+            return Skipped(rel, CORRUPT, "not an IDX label file (magic 0x00000801 expected)")
+        if shape[0] > MAX_ARRAY_BYTES:
+            return Skipped(rel, TOO_LARGE, f"{shape[0]:,} labels exceed {MAX_ARRAY_BYTES:,}")
+        if count is not None and shape[0] != count:
+            return Skipped(
+                rel, WRONG_SHAPE, f"holds {shape[0]:,} labels for {count:,} images; the files do not match"
+            )
+        return None
+
+    got = _read_idx_payload(full, rel, check, "labels", "the labels")
+    if isinstance(got, Skipped):
+        raise DataError(f"{rel}: {got.reason}: {got.detail}")
+    return got[1].copy()
 
 
 def read_arrays(full: Path, rel: str, max_pixels: int) -> tuple[list[ImageArray], list[Skipped]] | Skipped:
