@@ -34,7 +34,7 @@ from torch import nn
 
 from engine.api import STRATEGIES
 from engine.bench.digits import Setting, draw_samples
-from engine.bench.metrics import _entropy_bits, frechet_distance
+from engine.bench.metrics import _entropy_bits, fit_classifier, frechet_distance
 from engine.data import DataError, TokenData
 from engine.data.arrays import read_idx_labels
 from engine.files.library import resolve_model
@@ -103,21 +103,9 @@ class FashionJudge:
             )
         if len(train_labels) and int(np.max(train_labels)) >= len(CLASSES):
             raise ValueError(f"labels must be in 0..{len(CLASSES) - 1}, got {int(np.max(train_labels))}")
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        net = _FashionNet()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
         x = _normalise(train_tokens)
         y = torch.as_tensor(train_labels, dtype=torch.long)
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), batch):
-                idx = order[i : i + batch]
-                loss = nn.functional.cross_entropy(net(x[idx])[0], y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        net.eval()
+        net = fit_classifier(_FashionNet, x, y, seed, epochs, batch=batch, lr=1e-3, weight_decay=1e-5)
         with torch.no_grad():
             logits, test_feats = net(_normalise(test_tokens))
             acc = float((logits.argmax(-1) == torch.as_tensor(test_labels, dtype=torch.long)).float().mean())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,36 @@ def steps_for_nfe(target_nfe: int, subtokens: int, max_steps: int = 100_000) -> 
         if steps - steps * (1.0 - 1.0 / steps) ** subtokens >= target_nfe - 0.5:
             return steps
     raise ValueError(f"no step count up to {max_steps} reaches {target_nfe} expected network calls")
+
+
+def fit_classifier(
+    make_net: Callable[[], nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+    epochs: int,
+    batch: int,
+    lr: float,
+    weight_decay: float,
+) -> nn.Module:
+    """A judge's classifier (its forward gives (logits, features)) fitted with Adam on cross-entropy.
+
+    Shuffled batches for ``epochs`` epochs; deterministic for a seed (torch is seeded before the net
+    is built). Returns the net in eval mode.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = make_net()
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            loss = nn.functional.cross_entropy(net(x[idx])[0], y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
 
 
 class _DigitNet(nn.Module):
@@ -68,21 +99,9 @@ class DigitJudge:
         epochs: int = 60,
     ) -> DigitJudge:
         """Train on (N, 64) tokens in 0..16 with labels; deterministic for a seed."""
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        net = _DigitNet()
-        opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
         x = _normalise(train_tokens)
         y = torch.as_tensor(train_labels, dtype=torch.long)
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), 64):
-                idx = order[i : i + 64]
-                loss = nn.functional.cross_entropy(net(x[idx])[0], y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        net.eval()
+        net = fit_classifier(_DigitNet, x, y, seed, epochs, batch=64, lr=2e-3, weight_decay=1e-4)
         with torch.no_grad():
             logits, val_feats = net(_normalise(val_tokens))
             acc = float((logits.argmax(-1) == torch.as_tensor(val_labels)).float().mean())
