@@ -20,8 +20,6 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from engine.api import (
     DEFAULT_STRATEGY,
     REVEAL_MODES,
@@ -33,9 +31,9 @@ from engine.api import (
     describe_settings,
     recommended_settings,
 )
-from engine.cli.common import DefaultsHelpFormatter, Interrupted, emit
+from engine.cli.common import DefaultsHelpFormatter, Interrupted, emit, set_cpu_threads
 from engine.cli.conditions import conditioning_summary, image_condition_from_flags, text_condition_from_flags
-from engine.device import configure_cpu_threads, pick_device
+from engine.device import pick_device
 from engine.files.atomic import DiskFullError, atomic_path, disk_full
 from engine.files.convert import tokens_to_images, tokens_to_text
 from engine.files.library import resolve_model
@@ -369,12 +367,7 @@ def sampler_settings(args: argparse.Namespace, info: ModelInfo) -> tuple[dict[st
 
 def run_generate(args: argparse.Namespace) -> int:
     """``prime generate``."""
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    else:
-        configure_cpu_threads(busy_aware=True)  # more threads than free cores is many times slower
+    set_cpu_threads(args.threads)  # more threads than free cores is many times slower
     path = resolve_model(args.model)
     device = pick_device(args.device or "cpu")
     load_started = time.perf_counter()

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from engine.api import CancelToken
-from engine.cli.common import resolve_model_path
+from engine.cli.common import resolve_model_path, set_cpu_threads
 from engine.config import SIZES, ModelConfig
 from engine.data import DataError, PreflightReport, TokenData, learn_vocabulary, preflight, printable
 from engine.data.arrays import read_arrays
@@ -176,6 +176,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="leave out items that are one flat colour (or blank text) after preprocessing",
     )
     p.add_argument("--resume", action="store_true", help="continue the checkpoint beside --out")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: the cores the load average leaves free; PRIME_THREADS overrides)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
     p.add_argument("--dry-run", action="store_true", help="print the pre-flight report; train nothing")
     p.add_argument(
@@ -386,6 +391,7 @@ def run_train(args: argparse.Namespace) -> int:
                     print(json.dumps({"kind": "warning", "message": w}), flush=True)
                 else:
                     print(f"warning: {printable(w)}", file=sys.stderr)
+    set_cpu_threads(args.threads, ranks=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     cancel = CancelToken()
     previous = signal.getsignal(signal.SIGINT)
 

@@ -419,6 +419,7 @@ class _Trainer:
             "model_parameters": self.net.num_parameters(),
             "data": self.data.summary_dict(),
             "device": str(self.device),
+            "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
             "world_size": self.info.world,
             "rank": self.info.rank,
             "resumed_from": self.step if self.step_at_start else None,

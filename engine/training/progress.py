@@ -59,10 +59,12 @@ class Progress:
             info = ev.info or {}
             data = info.get("data", {})
             resumed = f", resumed at step {info['resumed_from']}" if info.get("resumed_from") else ""
+            count = info.get("threads")
+            threads = f" ({count} thread{'s' if count != 1 else ''})" if count else ""
             self._line(
                 f"training {info.get('model_parameters', 0):,} parameters on {info.get('device')} "
-                f"x{info.get('world_size', 1)}: {data.get('train_items')} train / {data.get('val_items')} "
-                f"validation items{resumed}"
+                f"x{info.get('world_size', 1)}{threads}: {data.get('train_items')} train / "
+                f"{data.get('val_items')} validation items{resumed}"
             )
         elif ev.kind == "eval" and ev.eval is not None:
             self._line(f"step {ev.step}: {ev.eval.line()}")

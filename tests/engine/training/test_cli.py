@@ -225,3 +225,26 @@ def test_training_keeps_going_when_the_data_vanishes_mid_run(tmp_path) -> None:
         summary = stop.value
     assert kinds.count("step") == 4 and summary.steps_done == 4 and not folder.exists()
     assert (tmp_path / "m.safetensors").is_file()
+
+
+def test_threads_flag_sets_torch_threads_and_the_start_event_names_them(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    import torch
+
+    folder = image_folder(tmp_path / "imgs", n=4, mode="L")
+    before = torch.get_num_threads()
+    try:
+        for flag, want in ((["--threads", "2"], 2), ([], 3)):
+            monkeypatch.setenv("PRIME_THREADS", "3")  # the default path honours it; --threads wins
+            out = tmp_path / f"m{want}"
+            args = ["train", "--data", str(folder), "--out", str(out), "--json", *flag, *TINY, *FAST]
+            assert main(args) == 0
+            events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            start = next(e for e in events if e["kind"] == "start")
+            assert start["info"]["threads"] == want and torch.get_num_threads() == want
+        code = main(["train", "--data", str(folder), "--out", str(tmp_path / "bad"), "--threads", "0", *TINY])
+        assert code == 2 and "--threads must be >= 1" in capsys.readouterr().err
+        assert not (tmp_path / "bad.safetensors").exists()
+    finally:
+        torch.set_num_threads(before)
