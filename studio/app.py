@@ -143,20 +143,35 @@ def apply_saved_theme(settings: Any, app: Any) -> str:
     return name
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
 async def open_initial_model(window: Any, model: str | None = None) -> Any:
-    """Open ``model``, else the last used one, else the first library model, else a random one."""
+    """Open ``model``, else the last used one, else the first library model, else a random one.
+
+    The last used model opens with the Generate settings saved beside it (its recommendation is
+    not applied over them); any other model puts its recommended settings in the fields.
+    """
     from studio import enginelink
 
     candidates = [model] if model else []
     last = window.settings.get_json("model/last")
     if isinstance(last, str) and Path(last).exists():
         candidates.append(last)
+    else:
+        last = None
     first = window.library.first_usable()
     if first:
         candidates.append(first)
+    restored = isinstance(window.settings.get_json("generate/values"), dict)
     for source in candidates:
+        keep = restored and last is not None and _same_file(source, last)
         try:
-            return await window.session.load_model(source)
+            return await window.session.load_model(source, recommend=not keep)
         except Exception as exc:  # noqa: BLE001 - fall through to the next candidate, tell the user
             if source == model:
                 window.report_error(f"Cannot open {source}", exc)

@@ -182,3 +182,26 @@ def test_the_library_card_lists_the_recommended_settings(tmp_path):
     assert "Recommended sampler" in html and "corrector 0.2, top-p 0.9" in html
     assert "Sampler</b>" not in html  # not also as a raw table
     assert "Recommended sampler" not in card_html("plain", image_config().to_dict(), {"steps": 3}, False)
+
+
+def test_the_next_start_keeps_the_saved_settings_of_the_last_model(run, make_window, settings_path, tmp_path):
+    from studio.app import open_initial_model
+
+    rec = model_file(tmp_path, "rec", {"sampler": RECOMMENDS})
+    other = model_file(tmp_path, "other", {"sampler": {"corrector": 0.3}}, seed=1)
+    w = make_window()
+    load(run, w, rec)
+    w.generate_panel.corrector.setValue(0.05)  # the user's choice for this model
+    w.close()
+
+    w2 = make_window(settings_path)
+    run(open_initial_model(w2))  # reopens the last model with what was saved, not its recommendation
+    assert w2.session.handle.path == rec
+    assert fields(w2, "corrector", "top_p") == {"corrector": 0.05, "top_p": 0.9}
+    assert w2.generate_panel.recommended_label.text() == "Recommended by this model: corrector 0.2, top-p 0.9"
+    w2.close()
+
+    w3 = make_window(settings_path)
+    run(open_initial_model(w3, other))  # another model named at start: its recommendation applies
+    assert fields(w3, "corrector")["corrector"] == 0.3
+    assert not w2.errors and not w3.errors
