@@ -21,6 +21,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,33 @@ def draw_samples(
         tokens.append(result.tokens)
         nfe += result.nfe
     return torch.cat(tokens).numpy(), nfe
+
+
+def score_settings(
+    model: Any,
+    settings: list[Setting],
+    num: int,
+    seeds: tuple[int, ...],
+    batch: int,
+    score: Callable[[np.ndarray], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per setting and seed: ``score(samples)`` with the setting, seed, mean NFE and seconds."""
+    rows = []
+    for setting in settings:
+        for seed in seeds:
+            started = time.perf_counter()
+            tokens, nfe = draw_samples(model, setting, num, seed, batch)
+            scores = score(tokens)
+            rows.append(
+                {
+                    "setting": setting.label(),
+                    "seed": seed,
+                    "mean_nfe": float(np.mean(nfe)),
+                    "seconds": time.perf_counter() - started,
+                    **scores,
+                }
+            )
+    return rows
 
 
 def make_judge(seed: int = 0) -> tuple[DigitJudge, Any, np.ndarray]:
@@ -190,22 +218,12 @@ def judge_model(
     if cfg.modality != "image" or (cfg.height, cfg.width, cfg.channels, cfg.num_classes) != (8, 8, 1, 17):
         raise ValueError(f"{path}: not an 8x8 grey 17-level digits model")
     bound = evaluate(model, data, passes=eval_passes, seed=0)
-    rows = []
-    for setting in settings:
-        for seed in seeds:
-            started = time.perf_counter()
-            tokens, nfe = draw_samples(model, setting, num, seed, batch)
-            scores = judge.score(tokens)
-            rows.append(
-                {
-                    "setting": setting.label(),
-                    "seed": seed,
-                    "mean_nfe": float(np.mean(nfe)),
-                    "seconds": time.perf_counter() - started,
-                    **scores,
-                    **verdict(scores),
-                }
-            )
+
+    def score(tokens: np.ndarray) -> dict[str, Any]:
+        scores = judge.score(tokens)
+        return {**scores, **verdict(scores)}
+
+    rows = score_settings(model, settings, num, seeds, batch, score)
     return {
         "model": str(path),
         "ell": cfg.ell,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 from engine.api import STRATEGIES
-from engine.bench.digits import Setting, draw_samples
+from engine.bench.digits import Setting, score_settings
 from engine.bench.metrics import _entropy_bits, fit_classifier, frechet_distance
 from engine.data import DataError, TokenData
 from engine.data.arrays import read_idx_labels
@@ -247,23 +246,12 @@ def judge_model(
         bound = evaluate(model, data, max_items=eval_items, seed=0)
         out["valid_bound_bits_per_dim"] = bound.bits_per_dim
         out["stderr_bits_per_dim"] = bound.stderr_bits_per_dim
-    rows = []
-    for setting in settings:
-        for seed in seeds:
-            started = time.perf_counter()
-            tokens, nfe = draw_samples(model, setting, num, seed, batch)
-            scores = judge.score(tokens)
-            rows.append(
-                {
-                    "setting": setting.label(),
-                    "seed": seed,
-                    "mean_nfe": float(np.mean(nfe)),
-                    "seconds": time.perf_counter() - started,
-                    **scores,
-                    "meets_bar": verdict(scores),
-                }
-            )
-    out["rows"] = rows
+
+    def score(tokens: np.ndarray) -> dict[str, Any]:
+        scores = judge.score(tokens)
+        return {**scores, "meets_bar": verdict(scores)}
+
+    out["rows"] = score_settings(model, settings, num, tuple(seeds), batch, score)
     return out
 
 
