@@ -229,6 +229,27 @@ _FLAG_KEYS = (
 )
 
 
+# the training flags that change what a recipe's run learns (a variant's card names them); the
+# others only say how often to evaluate, preview or checkpoint, or where to run
+_LEARNING_KEYS = (
+    "steps",
+    "batch_size",
+    "lr",
+    "warmup",
+    "lr_schedule",
+    "objective",
+    "ema",
+    "grad_accum",
+    "grad_clip",
+    "weight_decay",
+    "seed",
+)
+
+
+def _flag_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def train_config_from_args(args: argparse.Namespace, start: TrainConfig | None = None) -> TrainConfig:
     """TrainConfig from ``start`` (a recipe's) or ``--config`` (if any), overridden by explicit flags."""
     base: dict[str, Any] = start.to_dict() if start is not None else {}
@@ -346,10 +367,16 @@ def run_train(args: argparse.Namespace) -> int:
         mcfg, data = recipe.prepare()
         card = recipe.card()
         overrides = {key: getattr(args, key) for key in ("ell", "dropout") if getattr(args, key) is not None}
+        mcfg = mcfg.replace(**overrides)
+        trained = cfg.to_dict()
+        overrides.update(
+            (key, trained[key]) for key in _LEARNING_KEYS if trained[key] != getattr(recipe.train, key)
+        )
         if overrides:  # a variant of the recipe: the card says which, and how to make it again
-            mcfg = mcfg.replace(**overrides)
             card["recipe_overrides"] = overrides
-            flags = " ".join(f"--{key} {value:g}" for key, value in overrides.items())
+            flags = " ".join(
+                f"--{key.replace('_', '-')} {_flag_value(value)}" for key, value in overrides.items()
+            )
             card["reproduce"] = card["reproduce"].replace(" --out ", f" {flags} --out ")
         model = mcfg
     else:

@@ -317,10 +317,11 @@ def test_a_recipe_variant_records_its_overrides(tmp_path: Path, capsys: pytest.C
     assert info.card["recipe"] == "digits-prime" and info.card["recipe_overrides"] == {
         "ell": 4,
         "dropout": 0.0,
+        "steps": 2,  # a training flag that changes what is learned (--eval-every does not)
     }
     assert (
         info.card["reproduce"]
-        == "prime train --recipe digits-prime --ell 4 --dropout 0 --out digits-prime.safetensors"
+        == "prime train --recipe digits-prime --ell 4 --dropout 0 --steps 2 --out digits-prime.safetensors"
     )
     assert info.card["sampler"] == RECIPES["digits-prime"].sampler
     # a fine-tuned model keeps its parent's digits and dropout
