@@ -200,37 +200,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 # --------------------------------------------------------------------------- configs from flags
 
-_FLAG_KEYS = (
-    "steps",
-    "batch_size",
-    "lr",
-    "warmup",
-    "lr_schedule",
-    "objective",
-    "ema",
-    "grad_accum",
-    "grad_clip",
-    "weight_decay",
-    "checkpoint_every",
-    "eval_every",
-    "eval_batches",
-    "preview_every",
-    "seed",
-    "device",
-    "val_fraction",
-    "fit",
-    "text_mode",
-    "max_items",
-    "background",
-    "include",
-    "exclude",
-    "column",
-    "drop_flat",
-)
-
-
-# the training flags that change what a recipe's run learns (a variant's card names them); the
-# others only say how often to evaluate, preview or checkpoint, or where to run
+# the training flags that change what a recipe's run learns (a variant's card names them) ...
 _LEARNING_KEYS = (
     "steps",
     "batch_size",
@@ -243,6 +213,25 @@ _LEARNING_KEYS = (
     "grad_clip",
     "weight_decay",
     "seed",
+)
+# ... and all the flags that override a TrainConfig field: the others say how often to evaluate,
+# preview or checkpoint, where to run, and how to read the data
+_FLAG_KEYS = (
+    *_LEARNING_KEYS,
+    "checkpoint_every",
+    "eval_every",
+    "eval_batches",
+    "preview_every",
+    "device",
+    "val_fraction",
+    "fit",
+    "text_mode",
+    "max_items",
+    "background",
+    "include",
+    "exclude",
+    "column",
+    "drop_flat",
 )
 
 
