@@ -252,6 +252,30 @@ def format_report(ref: dict[str, Any], results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """The sampler-setting flags of the image benches (each list flag is one axis of the grid)."""
+    p.add_argument("--steps", type=int, nargs="+", default=[64])
+    p.add_argument("--strategies", nargs="+", default=["ancestral"], choices=STRATEGIES)
+    p.add_argument("--temperatures", type=float, nargs="+", default=[1.0])
+    p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--top-p", type=float, nargs="+", default=[1.0], help="nucleus mass per token (1 = off)")
+    p.add_argument(
+        "--corrector", type=float, nargs="+", default=[0.0], help="share re-masked per step (0 = off)"
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> list[Setting]:
+    """Every combination of the :func:`add_setting_flags` values."""
+    return [
+        Setting(steps=s, strategy=g, temperature=t, threshold=args.threshold, top_p=q, corrector=c)
+        for s in args.steps
+        for g in args.strategies
+        for t in args.temperatures
+        for q in args.top_p
+        for c in args.corrector
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.bench.digits", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="*", help="model files or library names")
@@ -262,14 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="D",
         help="also report how often D random sets of --samples real training digits meet the bar",
     )
-    p.add_argument("--steps", type=int, nargs="+", default=[64])
-    p.add_argument("--strategies", nargs="+", default=["ancestral"], choices=STRATEGIES)
-    p.add_argument("--temperatures", type=float, nargs="+", default=[1.0])
-    p.add_argument("--threshold", type=float, default=0.9)
-    p.add_argument("--top-p", type=float, nargs="+", default=[1.0], help="nucleus mass per token (1 = off)")
-    p.add_argument(
-        "--corrector", type=float, nargs="+", default=[0.0], help="share re-masked per step (0 = off)"
-    )
+    add_setting_flags(p)
     p.add_argument("--samples", type=int, default=128)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--eval-passes", type=int, default=4)
@@ -284,14 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.samples < 16:
         p.error("--samples must be at least 16 (the Fréchet distance needs a covariance)")
     torch.set_num_threads(args.threads)
-    settings = [
-        Setting(steps=s, strategy=g, temperature=t, threshold=args.threshold, top_p=q, corrector=c)
-        for s in args.steps
-        for g in args.strategies
-        for t in args.temperatures
-        for q in args.top_p
-        for c in args.corrector
-    ]
+    settings = settings_from_args(args)
     judge, data, _ = make_judge(0)
     ref = real_reference(judge, data, args.samples, args.seeds)
     if args.real_draws:
@@ -326,11 +336,14 @@ def main(argv: list[str] | None = None) -> int:
 
 __all__ = [
     "Setting",
+    "add_setting_flags",
     "draw_samples",
     "judge_model",
     "make_judge",
     "real_pass_rates",
     "real_reference",
+    "score_settings",
+    "settings_from_args",
     "verdict",
 ]
 

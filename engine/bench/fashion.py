@@ -31,8 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.api import STRATEGIES
-from engine.bench.digits import Setting, score_settings
+from engine.bench.digits import Setting, add_setting_flags, score_settings, settings_from_args
 from engine.bench.metrics import _entropy_bits, fit_classifier, frechet_distance
 from engine.data import DataError, TokenData
 from engine.data.arrays import read_idx_labels
@@ -291,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.bench.fashion", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="model files or library names")
     p.add_argument("--data", help="the Fashion-MNIST folder (default $PRIME_FASHION_MNIST or Debian's)")
-    p.add_argument("--steps", type=int, nargs="+", default=[64])
-    p.add_argument("--strategies", nargs="+", default=["ancestral"], choices=STRATEGIES)
-    p.add_argument("--temperatures", type=float, nargs="+", default=[1.0])
-    p.add_argument("--threshold", type=float, default=0.9)
+    add_setting_flags(p)
     p.add_argument("--samples", type=int, default=256)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=4, help="the judge's training epochs")
@@ -309,12 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1 or args.eval_items < 0:
         p.error("--epochs must be >= 1 and --eval-items >= 0")
     torch.set_num_threads(args.threads)
-    settings = [
-        Setting(steps=s, strategy=g, temperature=t, threshold=args.threshold)
-        for s in args.steps
-        for g in args.strategies
-        for t in args.temperatures
-    ]
+    settings = settings_from_args(args)
     try:
         judge, data = make_judge(args.data, 0, args.epochs)
         ref = real_reference(judge, data, args.samples, args.seeds)

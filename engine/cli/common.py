@@ -187,8 +187,8 @@ def set_cpu_threads(requested: int | None, ranks: int = 1) -> int:
 
     The free cores are the ones the load average leaves (shared by ``ranks`` processes started on
     this machine at once). torch's default of one thread per core spins against other work: two
-    digits trainings side by side on a 2-core machine, with two more jobs, took 2.9 s a step with
-    torch's default and 0.35 s with one thread each.
+    digits trainings side by side on a 2-core machine took 2.9 s a step with it and 0.35 s with one
+    thread each (README, "prime generate").
     """
     if requested is not None:
         if requested < 1:
