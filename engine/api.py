@@ -67,7 +67,9 @@ class SampleRequest:
     top_k: 0 = off. top_p: 1.0 = off; keeps the smallest set whose mass reaches p, including the
     token that crosses it. reveal: "joint" (draw a token, reveal its digits) or "marginal" (draw each
     revealed digit from its marginal). corrector: fraction of free visible digits re-masked and
-    redrawn after each predictor step except the last (0 = off). time_warp: grid t_k = (k/T)**warp.
+    redrawn after each predictor step except the last (0 = off). corrector_start: the corrector works
+    only after steps that end at a time t <= this (time runs from 1 to 0): 1 = after every step,
+    0.5 = in the second half of the run's time. time_warp: grid t_k = (k/T)**warp.
     preview_every: a SampleStep carries the state every this many steps (and always the last).
     record_predictions: keep the model's predicted clean sample (argmax) at every step, and the
     confidence of every revealed digit (``Trajectory.reveal_confidence``).
@@ -89,6 +91,7 @@ class SampleRequest:
     reveal: str = "joint"
     cache: bool = True
     corrector: float = 0.0
+    corrector_start: float = 1.0
     time_warp: float = 1.0
     preview_every: int = 1
     record_predictions: bool = False
@@ -115,6 +118,8 @@ class SampleRequest:
             raise ValueError(f"reveal must be one of {REVEAL_MODES}, got {self.reveal!r}")
         if not 0.0 <= self.corrector < 1.0:
             raise ValueError(f"corrector must be in [0, 1), got {self.corrector}")
+        if not 0.0 < self.corrector_start <= 1.0:
+            raise ValueError(f"corrector_start must be in (0, 1], got {self.corrector_start}")
         if not 0.1 <= self.time_warp <= 10.0:
             raise ValueError(f"time_warp must be in [0.1, 10], got {self.time_warp}")
         if self.preview_every < 1:
@@ -148,6 +153,7 @@ RECOMMENDABLE_SETTINGS: dict[str, tuple[type, ...]] = {
     "strategy": (str,),
     "threshold": (int, float),
     "corrector": (int, float),
+    "corrector_start": (int, float),
     "time_warp": (int, float),
 }
 

@@ -48,7 +48,7 @@ from studio.settings import Settings
 from studio.theme import THEME_LABELS, THEMES, apply_theme
 from studio.workspace.canvas import CanvasPanel
 from studio.workspace.compare import ComparePanel
-from studio.workspace.generate import GeneratePanel
+from studio.workspace.generate import REQUEST_KEYS, GeneratePanel
 from studio.workspace.session import Session, Views
 from studio.workspace.textview import TextPanel
 from studio.workspace.timeline import Timeline
@@ -600,7 +600,7 @@ class MainWindow(QMainWindow):
         # the panel still shows what the job was made from (it is queued as it is read); the
         # request has the numbers that were used (the seed drawn for it included)
         values = dict(self.generate_panel.values(), seed_mode="fixed")
-        for key in ("num_samples", "steps", "seed", "temperature", "top_k", "top_p", "reveal", "corrector"):
+        for key in REQUEST_KEYS:
             value = getattr(request, key, None)
             if value is not None:
                 values[key] = value

@@ -51,6 +51,7 @@ class Setting:
     threshold: float = 0.9
     top_p: float = 1.0
     corrector: float = 0.0
+    corrector_start: float = 1.0
     top_k: int = 0
     reveal: str = "joint"
     temperature_end: float | None = None
@@ -78,6 +79,8 @@ class Setting:
             text += f" top-p={self.top_p:g}"
         if self.corrector:
             text += f" corrector={self.corrector:g}"
+            if self.corrector_start != 1.0:
+                text += f" from t={self.corrector_start:g}"
         if self.top_k:
             text += f" top-k={self.top_k}"
         if self.reveal != "joint":
@@ -262,17 +265,33 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--corrector", type=float, nargs="+", default=[0.0], help="share re-masked per step (0 = off)"
     )
+    p.add_argument(
+        "--corrector-start",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="time t (1 -> 0) from which the corrector works (1 = every step)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> list[Setting]:
     """Every combination of the :func:`add_setting_flags` values."""
     return [
-        Setting(steps=s, strategy=g, temperature=t, threshold=args.threshold, top_p=q, corrector=c)
+        Setting(
+            steps=s,
+            strategy=g,
+            temperature=t,
+            threshold=args.threshold,
+            top_p=q,
+            corrector=c,
+            corrector_start=w,
+        )
         for s in args.steps
         for g in args.strategies
         for t in args.temperatures
         for q in args.top_p
         for c in args.corrector
+        for w in (args.corrector_start if c else [1.0])
     ]
 
 

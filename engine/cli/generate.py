@@ -96,6 +96,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument(
         "--corrector", type=float, help="fraction of digits re-masked per step; 0.0 = off (default 0.0)"
     )
+    p.add_argument(
+        "--corrector-start",
+        type=float,
+        help="the corrector works only once the time t (1 at the start, 0 at the end) has fallen to "
+        "this: 1.0 = after every step (default), 0.5 = in the second half",
+    )
     p.add_argument("--time-warp", type=float, help="time grid t_k = (1 - k/T)**warp, k = 0..T (default 1.0)")
     p.add_argument(
         "--no-recommended",
@@ -220,6 +226,7 @@ def png_text(
         "threshold",
         "cache",
         "corrector",
+        "corrector_start",
         "time_warp",
     ):
         chunks[key] = str(settings[key])
@@ -338,6 +345,7 @@ PLAIN_SETTINGS: dict[str, Any] = {
     "strategy": DEFAULT_STRATEGY,
     "threshold": 0.9,
     "corrector": 0.0,
+    "corrector_start": 1.0,
     "time_warp": 1.0,
 }
 

@@ -7,7 +7,8 @@ default, ancestral, reveals each masked digit with probability r = (alpha_s - al
 (1 - alpha_t): every free digit's reveal step is drawn up front from that distribution, so the
 loop jumps from one step that reveals something to the next and idle steps cost no network call
 and no tensor work (they are still recorded and yielded). Visible digits never change (except by
-the optional corrector, never on conditioned digits). The last step reveals everything.
+the optional corrector, never on conditioned digits; ``corrector_start`` limits it to the late
+steps). The last step reveals everything.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ def _run(
                 remaining = remaining - revealed
             changed = revealed > 0  # (N,)
             traj.record_reveals(k, digits, y.view(-1)[digits], call, revealed, prediction, conf)
-            if request.corrector > 0 and k < T:
+            if request.corrector > 0 and k < T and s <= request.corrector_start:
                 y, corrected, c_called = _correct(model, request, y, fixed, s, gen)  # s > 0 here
                 nfe += c_called
                 if bool(corrected.any()):

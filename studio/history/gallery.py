@@ -446,7 +446,7 @@ class GalleryPanel(QWidget):
             ("Reveal", s.get("reveal")),
             ("Strategy", s.get("strategy") or "ancestral"),
             ("Threshold", s.get("threshold") if s.get("strategy") == "threshold" else None),
-            ("Corrector", s.get("corrector") or "off"),
+            ("Corrector", _corrector_text(s)),
             ("Time warp", s.get("time_warp")),
         ]
         nfe, idle = s.get("nfe") or [], s.get("idle_steps") or []
@@ -585,3 +585,13 @@ class GalleryPanel(QWidget):
 
 
 panels.register_panel("Gallery", GalleryPanel, order=20)
+
+
+def _corrector_text(settings: dict) -> Any:
+    """ "off", the share, or the share and the time it starts from ("0.2 from t ≤ 0.5")."""
+    share, start = settings.get("corrector"), settings.get("corrector_start")
+    if not share:
+        return "off"
+    if isinstance(start, (int, float)) and start < 1:
+        return f"{share} from t ≤ {start:g}"
+    return share

@@ -79,6 +79,7 @@ SETTINGS_LIMITS: dict[str, tuple[type, float, float]] = {
     "temperature_end": (float, 0.0, 1000.0),
     "top_p": (float, 0.0, 1.0),
     "corrector": (float, 0.0, 1.0),
+    "corrector_start": (float, 0.0, 1.0),
     "time_warp": (float, 0.0, 1000.0),
 }
 SETTINGS_TEXT = {"model": 512, "reveal": 32, "seed_mode": 16, "prefix": 1_000_000, "suffix": 1_000_000}

@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "strategy": eng.DEFAULT_STRATEGY,
     "threshold": 0.9,
     "corrector": 0.0,
+    "corrector_start": 1.0,
     "prefix": "",
     "suffix": "",
     "length": 0,
@@ -64,6 +65,7 @@ REQUEST_KEYS = (
     "strategy",
     "threshold",
     "corrector",
+    "corrector_start",
 )
 # recommendable settings (engine.RECOMMENDABLE_SETTINGS) this panel has a field for; the others
 # (temperature_end, time_warp) are named on the recommendation line as not applied
@@ -150,6 +152,15 @@ class GeneratePanel(QWidget):
         self.corrector = QDoubleSpinBox(minimum=0.0, maximum=0.5, singleStep=0.01, value=0.0, decimals=2)
         self.corrector.setSpecialValueText("off")
         self.corrector.setToolTip("Fraction of free visible digits re-masked and redrawn after each step")
+        self.corrector_start = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2)
+        self.corrector_start.setValue(1.0)
+        self.corrector_start.setPrefix("t \u2264 ")
+        self.corrector_start.setToolTip(
+            "The corrector works only once the time has fallen to this value (time runs from 1 at\n"
+            "the first step to 0 at the last): 1 = after every step, 0.5 = in the second half"
+        )
+        self.corrector.valueChanged.connect(self._corrector_changed)
+        self._corrector_changed()
 
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
@@ -165,6 +176,7 @@ class GeneratePanel(QWidget):
         form.addRow("Strategy", self.strategy)
         form.addRow("Threshold", self.threshold)
         form.addRow("Corrector", self.corrector)
+        form.addRow("Corrector from", self.corrector_start)
 
         self.text_box = QGroupBox("Text")
         self.prefix = QPlainTextEdit()
@@ -299,6 +311,7 @@ class GeneratePanel(QWidget):
             "strategy": self.strategy.currentData(),
             "threshold": round(self.threshold.value(), 4),
             "corrector": round(self.corrector.value(), 4),
+            "corrector_start": round(self.corrector_start.value(), 4),
             "prefix": self.prefix.toPlainText(),
             "suffix": self.suffix.text(),
             "length": self.length.value(),
@@ -348,6 +361,7 @@ class GeneratePanel(QWidget):
             "strategy": lambda x: self.strategy.setCurrentIndex(max(0, self.strategy.findData(x))),
             "threshold": lambda x: self.threshold.setValue(float(x)),
             "corrector": lambda x: self.corrector.setValue(float(x)),
+            "corrector_start": lambda x: self.corrector_start.setValue(float(x)),
             "prefix": lambda x: self.prefix.setPlainText(str(x)),
             "suffix": lambda x: self.suffix.setText(str(x)),
             "length": lambda x: self.length.setValue(int(x)),
@@ -363,6 +377,9 @@ class GeneratePanel(QWidget):
 
     def _strategy_changed(self, _index: int = 0) -> None:
         self.threshold.setEnabled(self.strategy.currentData() == "threshold")
+
+    def _corrector_changed(self, _value: float = 0.0) -> None:
+        self.corrector_start.setEnabled(self.corrector.value() > 0)
 
     def next_seed(self) -> int:
         """The seed for the next run: a fresh random one, or the fixed one."""

@@ -280,6 +280,7 @@ def test_generate_text_prints_the_text(
         (["--steps", "0"], ["steps"]),
         (["--num", "0"], ["num_samples"]),
         (["--corrector", "1.5"], ["corrector"]),
+        (["--corrector", "0.2", "--corrector-start", "0"], ["corrector_start", "(0, 1]"]),
         (["--reveal", "sideways"], ["sideways"]),
         (["--steps", "many"], ["many"]),
         (["--trajectory", "t.mp4"], [".gif"]),

@@ -1,16 +1,20 @@
 """engine/bench/digits.py: the digits quality bar, judged on real digits and on an untrained model."""
 
+import argparse
+
 import numpy as np
 import pytest
 
 from engine import save_model
 from engine.bench.digits import (
     Setting,
+    add_setting_flags,
     judge_model,
     main,
     make_judge,
     real_pass_rates,
     real_reference,
+    settings_from_args,
     verdict,
 )
 
@@ -81,6 +85,18 @@ def test_nucleus_and_corrector_settings_reach_the_sampler(judged, tmp_path):
         tuned["class_counts"] != plain["class_counts"]
         or tuned["frechet_distance"] != plain["frechet_distance"]
     )
+
+
+def test_corrector_start_is_an_axis_of_the_grid_only_where_a_corrector_runs():
+    p = argparse.ArgumentParser()
+    add_setting_flags(p)
+    args = p.parse_args(["--steps", "8", "--corrector", "0", "0.2", "--corrector-start", "1", "0.5"])
+    labels = [s.label() for s in settings_from_args(args)]
+    assert labels == [
+        "ancestral T=8",
+        "ancestral T=8 corrector=0.2",
+        "ancestral T=8 corrector=0.2 from t=0.5",
+    ]
 
 
 def test_non_digits_models_and_tiny_sample_counts_are_refused(judged, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 from engine import describe_settings, recommended_settings, save_model
 from engine.cli import main
@@ -32,6 +33,7 @@ def test_valid_recommendations_come_back_typed():
         ({"steps": True}, "wrong type"),
         ({"strategy": 3}, "wrong type"),
         ({"corrector": 2.0}, "corrector must be in"),
+        ({"corrector_start": 0}, "corrector_start must be in"),
         ({"strategy": "greedy"}, "strategy must be one of"),
         ({"steps": 10**9}, "steps must be in"),
     ],
@@ -117,3 +119,19 @@ def test_prime_info_shows_the_recommendation_or_why_it_is_ignored(tmp_path, caps
     )
     assert main(["info", str(plain)]) == 0
     assert "sampler:" not in capsys.readouterr().out
+
+
+def test_corrector_start_comes_from_the_card_or_the_flag(tmp_path, capsys):
+    card = {"sampler": {"corrector": 0.3, "corrector_start": 0.5, "steps": 8}}
+    assert recommended_settings(card)["corrector_start"] == 0.5
+    path = save_model(tmp_path / "late.safetensors", tiny_image_model(size=4), card=card)
+    code, out = _generate(tmp_path, path)
+    late = json.loads(capsys.readouterr().out)
+    assert code == 0 and late["settings"]["corrector_start"] == 0.5
+    with Image.open(out) as image:
+        assert json.loads(image.text["prime-settings"])["corrector_start"] == 0.5
+    code, _ = _generate(tmp_path, path, "--corrector-start", "1")
+    whole = json.loads(capsys.readouterr().out)
+    assert whole["settings"]["corrector_start"] == 1.0
+    # the corrector after every step costs more network calls than in the second half only
+    assert sum(whole["nfe"]) > sum(late["nfe"])

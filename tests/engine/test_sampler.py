@@ -55,6 +55,28 @@ def test_state_at_reproduces_every_yielded_step():
         assert torch.equal(result.trajectory.state_at(k), state)
 
 
+def test_corrector_start_keeps_the_corrector_out_of_the_early_steps():
+    model = tiny_image_model(ell=2)
+    steps = 16
+    times = time_grid(steps).tolist()
+    request = SampleRequest(num_samples=6, steps=steps, seed=3, corrector=0.4)
+    whole = sample(model, request).trajectory
+    late = sample(model, request.replace(corrector_start=0.5)).trajectory
+
+    def corrected_steps(traj):
+        return sorted({step for step, index, _ in traj.events if index.numel()})
+
+    assert corrected_steps(whole)[0] <= steps // 4  # the plain corrector works from the start
+    late_steps = corrected_steps(late)
+    assert late_steps, "the corrector should still change digits late in the run"
+    # a step k goes from times[k - 1] to times[k]; the corrector follows it only when times[k] <= 0.5
+    assert all(times[k] <= 0.5 for k in late_steps)
+    assert sum(late.nfe()) < sum(whole.nfe())  # no corrector calls in the first half
+    # 1.0 is the plain corrector
+    same = sample(model, request.replace(corrector_start=1.0))
+    assert torch.equal(same.tokens, sample(model, request).tokens)
+
+
 def test_same_seed_same_output_and_caching_changes_nothing_but_nfe():
     model = tiny_image_model(ell=2)
     req = SampleRequest(num_samples=4, steps=64, seed=11)
@@ -194,6 +216,8 @@ def test_trajectory_digit_record_does_not_grow_with_steps():
         ({"temperature": -1.0}, "temperature"),
         ({"reveal": "both"}, "reveal"),
         ({"corrector": 1.5}, "corrector"),
+        ({"corrector_start": 0.0}, "corrector_start"),
+        ({"corrector_start": 1.5}, "corrector_start"),
         ({"num_samples": 0}, "num_samples"),
     ],
 )

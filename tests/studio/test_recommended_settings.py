@@ -8,6 +8,7 @@ import pytest
 from conftest import image_config, tiny_model
 
 import engine
+from engine.prime import time_grid
 from studio.library import card_html
 from studio.workspace.generate import DEFAULTS
 from studio.workspace.outputs import is_loaded
@@ -205,3 +206,23 @@ def test_the_next_start_keeps_the_saved_settings_of_the_last_model(run, make_win
     run(open_initial_model(w3, other))  # another model named at start: its recommendation applies
     assert fields(w3, "corrector")["corrector"] == 0.3
     assert not w2.errors and not w3.errors
+
+
+def test_a_late_corrector_reaches_the_panel_the_request_and_the_saved_settings(run, make_window, tmp_path):
+    late = model_file(tmp_path, "late", {"sampler": {"corrector": 0.4, "corrector_start": 0.5}})
+    w = make_window()
+    panel = w.generate_panel
+    assert not panel.corrector_start.isEnabled()  # the corrector is off: nothing to start
+    load(run, w, late)
+    assert fields(w, "corrector", "corrector_start") == {"corrector": 0.4, "corrector_start": 0.5}
+    assert panel.corrector_start.isEnabled()
+    assert panel.recommended_label.text() == "Recommended by this model: corrector 0.4, corrector-start 0.5"
+    panel.set_values({"seed_mode": "fixed", "seed": 1, "num_samples": 3, "steps": 12})
+    entry = run(w.session.generate())
+    assert entry.result.request.corrector_start == 0.5 and entry.settings["corrector_start"] == 0.5
+    times = time_grid(12).tolist()
+    changed = {step for step, index, _ in entry.trajectory.events if index.numel()}
+    assert changed and all(times[k] <= 0.5 for k in changed)  # only in the second half
+    panel.corrector.setValue(0.0)
+    assert not panel.corrector_start.isEnabled()
+    assert not w.errors
