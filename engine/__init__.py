@@ -26,6 +26,7 @@ from engine.data import (
     load_data,
     parse_background,
     preflight,
+    split_padding,
 )
 from engine.device import autocast, bf16_wins, configure_cpu_threads, pick_device
 from engine.files.atomic import DiskFullError, atomic_path, write_text
@@ -176,6 +177,7 @@ __all__ = [
     "parse_background",
     "pick_device",
     "preflight",
+    "split_padding",
     "read_model_info",
     "read_trajectory_header",
     "recommended_settings",

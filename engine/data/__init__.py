@@ -11,7 +11,7 @@ from engine.data.files import IMAGE_EXTENSIONS, TEXT_EXTENSIONS, DataError, Skip
 from engine.data.images import BACKGROUNDS, DEFAULT_BACKGROUND, parse_background, quantise
 from engine.data.options import DataOptions
 from engine.data.preflight import load_data, preflight
-from engine.data.report import PreflightReport, printable
+from engine.data.report import PreflightReport, printable, split_padding
 from engine.data.text import PAD_BYTE, TEXT_MODES
 from engine.data.vocabulary import learn_vocabulary
 
@@ -33,6 +33,7 @@ __all__ = [
     "looks_like_text",
     "parse_background",
     "preflight",
+    "split_padding",
     "printable",
     "quantise",
     "split_indices",

@@ -40,18 +40,26 @@ def printable(text: str) -> str:
 _TOKEN_PAD_TAIL = re.compile(r"(?:\|\n)+$")  # "|\n|\n": newline tokens after the last token of a BPE preview
 
 
-def snippet(text: str, limit: int = 160, tokens: bool = False) -> str:
-    r"""One line of a text item: newlines as ``\n``, the newline padding tail as one marker.
+def split_padding(text: str, tokens: bool = False) -> tuple[str, int]:
+    r"""(the text of an item without its newline padding tail, how many newline tokens that tail is).
 
-    ``tokens``: ``text`` is a BPE preview with ``|`` between tokens; its padding is ``|\n`` repeated.
+    ``tokens``: ``text`` is a BPE preview with ``|`` after each token; its padding is ``|\n``
+    repeated. Otherwise (bytes) every trailing newline is one token.
     """
     if tokens:
         tail = _TOKEN_PAD_TAIL.search(text)
         body = text[: tail.start()] if tail else text
-        pad = (len(text) - len(body)) // 2
-    else:
-        body = text.rstrip("\n")
-        pad = len(text) - len(body)
+        return body, (len(text) - len(body)) // 2
+    body = text.rstrip("\n")
+    return body, len(text) - len(body)
+
+
+def snippet(text: str, limit: int = 160, tokens: bool = False) -> str:
+    r"""One line of a text item: newlines as ``\n``, the newline padding tail as one marker.
+
+    ``tokens``: ``text`` is a BPE preview with ``|`` between tokens (:func:`split_padding`).
+    """
+    body, pad = split_padding(text, tokens)
     shown = printable(body[:limit]).replace("\n", "\\n").replace("\t", "\\t")
     if len(body) > limit:
         shown += f"\u2026 (+{len(body) - limit} characters)"

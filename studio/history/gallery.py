@@ -588,7 +588,7 @@ panels.register_panel("Gallery", GalleryPanel, order=20)
 
 
 def _corrector_text(settings: dict) -> Any:
-    """ "off", the share, or the share and the time it starts from ("0.2 from t ≤ 0.5")."""
+    """The corrector row: off, the share, or the share and the time it starts from ("0.2 from t ≤ 0.5")."""
     share, start = settings.get("corrector"), settings.get("corrector_start")
     if not share:
         return "off"

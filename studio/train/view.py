@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 import time
 from typing import Any
 
@@ -93,22 +92,13 @@ def tokens_text(tokens: Any, tokenizer: Any = None) -> str:
     return "\n\u2500\u2500\u2500\u2500\n".join(eng.tokens_to_text(row, tok) for row in tokens)
 
 
-TOKEN_PAD_TAIL = re.compile(r"(?:\|\n)+$")  # a BPE preview's padding: newline tokens, each ended by "|"
-
-
 def text_item(i: int, text: str, source: str = "", tokens: bool = False) -> str:
     """One text preview item: its number and source, the text, and its newline padding as one mark.
 
     Byte tokens: every character is one token (two to four for non-ASCII characters); a BPE
     model's preview text marks where each token ends with ``|`` (the report writes it).
     """
-    if tokens:
-        tail = TOKEN_PAD_TAIL.search(text)
-        body = text[: tail.start()] if tail else text
-        pad = (len(text) - len(body)) // 2
-    else:
-        body = text.rstrip("\n")
-        pad = len(text) - len(body)
+    body, pad = eng.split_padding(text, tokens)
     head = f"\u2500\u2500 {i + 1}" + (f" \u00b7 {source}" if source else "") + " \u2500\u2500"
     return f"{head}\n{body}" + (f"\u23ce\u00d7{pad} (padding)" if pad else "")
 

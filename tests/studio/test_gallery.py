@@ -75,6 +75,14 @@ def test_every_sample_is_a_crisp_thumbnail_with_its_metadata(outputs):
     assert f"{sum(first.result.nfe) / 3:.1f} mean" in text
 
 
+def test_a_late_corrector_is_named_in_the_metadata(outputs, run):
+    w, _ = outputs
+    late = generate(run, w, seed=4, corrector=0.2, corrector_start=0.5)
+    g = gallery(w)
+    assert g.select_output(late.files[0])
+    assert "\nCorrector\n0.2 from t \u2264 0.5\n" in g.meta.toPlainText()
+
+
 def test_filter_by_model(outputs):
     w, (first, second, third) = outputs
     g = gallery(w)
