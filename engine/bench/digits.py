@@ -159,8 +159,12 @@ def verdict(scores: dict[str, Any]) -> dict[str, Any]:
 
 
 def real_reference(judge: DigitJudge, data: Any, num: int, seeds: list[int]) -> dict[str, Any]:
-    """The judge on ``num`` real training digits (one draw per seed): a perfect model's score."""
+    """The judge on ``num`` real training digits (one draw per seed): a perfect model's score.
+
+    ``num`` beyond the training digits takes all of them (the floor's own set).
+    """
     rows = []
+    num = min(num, len(data.train_index))
     for seed in seeds:
         pick = np.random.default_rng(seed).choice(data.train_index, size=num, replace=False)
         rows.append({**judge.score(data.tokens[pick].astype(np.int64)), "seed": seed})
@@ -322,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     settings = settings_from_args(args)
     judge, data, _ = make_judge(0)
+    if args.real_draws and args.samples >= len(data.train_index):
+        p.error(f"--real-draws needs --samples below the {len(data.train_index):,} training digits")
     ref = real_reference(judge, data, args.samples, args.seeds)
     if args.real_draws:
         ref["pass_rates"] = rates = real_pass_rates(judge, data, args.samples, args.real_draws)

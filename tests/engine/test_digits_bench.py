@@ -50,6 +50,12 @@ def test_few_real_samples_score_a_higher_distance_than_the_floor(judged):
     many = real_reference(judge, data, 1024, [0])
     # 128 samples: the estimate is biased upwards, well above the full-data floor and 1,024 samples
     assert few["frechet_distance"] > 1.5 * max(few["floor_full"], many["frechet_distance"])
+    # as many samples as the floor's set, or more: all the training digits, the floor itself
+    every = real_reference(judge, data, 5000, [0, 1])
+    assert every["samples"] == len(data.train_index)
+    assert every["frechet_distance"] == pytest.approx(every["floor_full"])
+    with pytest.raises(SystemExit):  # sets of real digits that are all the same set
+        main(["--real-draws", "3", "--samples", str(len(data.train_index))])
 
 
 def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
