@@ -60,7 +60,7 @@ CLI_LINK = "prime"  # in the app folder, next to PrimeStudio: packaging/launcher
 NOT_IN_OPT = ("install-desktop-entry.sh", "share")
 SECTION = "science"
 # Override with --maintainer or $DEBFULLNAME / $DEBEMAIL (as dch does).
-MAINTAINER = "Prime Studio developers <packaging@primestudio.org>"
+MAINTAINER = "Prime Studio developers <packaging@prime-studio.invalid>"
 SUMMARY = "desktop studio for discrete diffusion with partial masking"
 DESCRIPTION = """\
 Prime Studio generates images and text with discrete diffusion models that use
