@@ -154,7 +154,9 @@ async def open_initial_model(window: Any, model: str | None = None) -> Any:
     """Open ``model``, else the last used one, else the first library model, else a random one.
 
     The last used model opens with the Generate settings saved beside it (its recommendation is
-    not applied over them); any other model puts its recommended settings in the fields.
+    not applied over them, except to fields an earlier recommendation set and the user left, when
+    that recommendation has changed since); any other model puts its recommended settings in the
+    fields.
     """
     from studio import enginelink
 
@@ -171,7 +173,7 @@ async def open_initial_model(window: Any, model: str | None = None) -> Any:
     for source in candidates:
         keep = restored and last is not None and _same_file(source, last)
         try:
-            return await window.session.load_model(source, recommend=not keep)
+            return await window.session.load_model(source, recommend=not keep, refresh=keep)
         except Exception as exc:  # noqa: BLE001 - fall through to the next candidate, tell the user
             if source == model:
                 window.report_error(f"Cannot open {source}", exc)

@@ -501,7 +501,9 @@ class MainWindow(QMainWindow):
         if isinstance(values, dict):
             self.generate_panel.set_values(values)
             # fields a model's recommendation set, unchanged since: a plain model resets them
-            self.generate_panel.restore_applied_recommendation(self.settings.get_json("generate/recommended"))
+            applied = self.settings.get_json("generate/recommended")
+            source = self.settings.get_json("generate/recommendation")
+            self.generate_panel.restore_applied_recommendation(applied, source)
         view = self.settings.get_json("view", {}) or {}
         if isinstance(view, dict):
             self.canvas.set_mode(view.get("mode", "state"))
@@ -520,6 +522,7 @@ class MainWindow(QMainWindow):
             "window/generateSplit": QByteArray(self.generate_split.saveState()),
             "generate/values": self.generate_panel.values(),
             "generate/recommended": self.generate_panel.applied_recommendation(),
+            "generate/recommendation": self.generate_panel.recommendation_source(),
             "view": {
                 "mode": self.canvas.current_mode(),
                 "zoom": self.canvas.zoom.currentData(),

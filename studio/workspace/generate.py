@@ -101,6 +101,7 @@ class GeneratePanel(QWidget):
         # what the model recommends, with a button that puts it in the fields again
         self.recommended: dict[str, Any] = {}  # the current model's (validated) recommendation
         self._applied: dict[str, Any] = {}  # field -> the value a recommendation put there
+        self._source: dict[str, Any] = {}  # the recommendation those came from (its panel fields)
         self.recommended_label = QLabel("")
         self.recommended_label.setObjectName("recommendedSettings")
         self.recommended_label.setTextFormat(Qt.TextFormat.PlainText)  # the card's text, never markup
@@ -286,6 +287,7 @@ class GeneratePanel(QWidget):
         self._set(wanted)
         now = self.values()
         self._applied = {key: now[key] for key in wanted}
+        self._source = dict(wanted)
         inexact = {
             key: now[key]
             for key, value in wanted.items()
@@ -326,8 +328,15 @@ class GeneratePanel(QWidget):
         current = self.values()
         return {key: value for key, value in self._applied.items() if current.get(key) == value}
 
-    def restore_applied_recommendation(self, applied: Any) -> None:
-        """What :meth:`applied_recommendation` returned in an earlier session (fields still equal)."""
+    def recommendation_source(self) -> dict[str, Any]:
+        """The recommendation the applied fields came from (saved as ``generate/recommendation``)."""
+        return dict(self._source)
+
+    def restore_applied_recommendation(self, applied: Any, source: Any = None) -> None:
+        """Restore what the two methods above returned in an earlier session.
+
+        Applied fields count only where they still hold that value.
+        """
         if not isinstance(applied, dict):
             return
         current = self.values()
@@ -336,6 +345,31 @@ class GeneratePanel(QWidget):
             for key, value in applied.items()
             if key in PANEL_SAMPLER_KEYS and type(value) is type(current[key]) and value == current[key]
         }
+        if isinstance(source, dict):
+            self._source = {key: value for key, value in source.items() if key in PANEL_SAMPLER_KEYS}
+        else:  # settings saved before the source was: what was applied is the best guess
+            self._source = dict(self._applied)
+
+    def refresh_recommended(self) -> None:
+        """At the next start, when the last model's recommendation changed since the settings were saved.
+
+        A field the earlier recommendation set and the user left takes the new recommendation (or
+        its default when the new one does not name it); a field only the new one names takes it if
+        the field is still at its default. What the user set stays. Nothing happens when the
+        recommendation is the one the fields came from.
+        """
+        wanted = {key: value for key, value in self.recommended.items() if key in PANEL_SAMPLER_KEYS}
+        if wanted == self._source:
+            return
+        current = self.values()
+        change = {key: wanted.get(key, DEFAULTS[key]) for key in self._applied}
+        for key, value in wanted.items():
+            if key not in self._applied and key not in self._source and current.get(key) == DEFAULTS[key]:
+                change[key] = value
+        self._set(change)
+        now = self.values()
+        self._applied = {key: now[key] for key in change if key in wanted}
+        self._source = wanted
 
     def set_values(self, values: dict[str, Any]) -> None:
         """Apply settings (unknown keys are ignored; missing ones keep their value).

@@ -104,11 +104,15 @@ class Session(HoverMixin, OutputsMixin):
             self._renderers[handle.key] = render.Renderer(handle.config)
         return self._renderers[handle.key]
 
-    async def load_model(self, source: Any, name: str | None = None, recommend: bool = True) -> ModelHandle:
+    async def load_model(
+        self, source: Any, name: str | None = None, recommend: bool = True, refresh: bool = False
+    ) -> ModelHandle:
         """Load a model on the engine thread and make it current.
 
         ``recommend``: put the sampler settings it recommends in the Generate panel if it is another
         model than the current one (False when settings were just restored for it, see ``set_model``).
+        ``refresh`` (with ``recommend`` False, at the next start): bring the fields an earlier
+        recommendation set up to date if the model's recommendation changed since.
         """
         key = (
             str(Path(source).resolve()) if isinstance(source, (str, Path)) and Path(source).exists() else None
@@ -121,7 +125,7 @@ class Session(HoverMixin, OutputsMixin):
                 self._loaded[key] = handle
         if (self.handle is None or handle.key != self.handle.key) and not self._shows_output_of(handle):
             self.reset_view()
-        self.set_model(handle, recommend=recommend)
+        self.set_model(handle, recommend=recommend, refresh=refresh)
         return handle
 
     def _shows_output_of(self, handle: ModelHandle) -> bool:
@@ -165,7 +169,7 @@ class Session(HoverMixin, OutputsMixin):
         panel.progress.setFormat("ready")
         panel.seed_used.setText("")
 
-    def set_model(self, handle: ModelHandle, recommend: bool = True) -> None:
+    def set_model(self, handle: ModelHandle, recommend: bool = True, refresh: bool = False) -> None:
         """Make a loaded model current: fit the panels to its modality.
 
         Switching to another model (or the first one) puts the sampler settings its card recommends
@@ -182,6 +186,8 @@ class Session(HoverMixin, OutputsMixin):
         self.views.generate_panel.set_recommendation(handle.card)
         if recommend and switched:
             self.views.generate_panel.apply_recommended()
+        elif refresh:
+            self.views.generate_panel.refresh_recommended()  # (GeneratePanel.refresh_recommended)
         self.views.canvas.set_ell(cfg.ell)
         self.host.show_view(cfg.modality)
         status = f"{handle.name} \u00b7 {cfg.modality} \u00b7 \u2113={cfg.ell}, b={cfg.base}"

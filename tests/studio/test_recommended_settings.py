@@ -208,6 +208,51 @@ def test_the_next_start_keeps_the_saved_settings_of_the_last_model(run, make_win
     assert not w2.errors and not w3.errors
 
 
+def test_a_changed_recommendation_reaches_the_fields_the_user_left(run, make_window, settings_path, tmp_path):
+    """An updated model file (its card recommends something new) at the next start."""
+    from studio.app import open_initial_model
+
+    path = model_file(tmp_path, "updated", {"sampler": {"corrector": 0.1, "top_p": 0.9}})
+    w = make_window()
+    load(run, w, path)
+    w.generate_panel.top_p.setValue(0.8)  # the user's; corrector stays as recommended
+    w.close()
+    model = tiny_model(image_config(), 0)  # the same model, its card now recommends more
+    new = {"corrector": 0.3, "corrector_start": 0.3, "top_p": 0.95}
+    engine.save_model(path, model, card={"steps": 3, "sampler": new})
+
+    w2 = make_window(settings_path)
+    run(open_initial_model(w2))
+    assert w2.session.handle.path == path
+    # corrector: the old recommendation's, untouched -> the new one; corrector_start: newly
+    # recommended, at its default -> the new one; top_p: the user's -> kept
+    assert fields(w2, "corrector", "corrector_start", "top_p") == {
+        "corrector": 0.3,
+        "corrector_start": 0.3,
+        "top_p": 0.8,
+    }
+    w2.generate_panel.corrector.setValue(0.25)  # the user's now
+    w2.close()
+
+    w3 = make_window(settings_path)  # the recommendation did not change again: all stays
+    run(open_initial_model(w3))
+    assert fields(w3, "corrector", "corrector_start", "top_p") == {
+        "corrector": 0.25,
+        "corrector_start": 0.3,
+        "top_p": 0.8,
+    }
+    w3.close()
+    engine.save_model(path, model, card={"steps": 3, "sampler": {"top_p": 0.95}})  # fewer settings
+    w4 = make_window(settings_path)
+    run(open_initial_model(w4))  # corrector_start came from the recommendation: back to the default
+    assert fields(w4, "corrector", "corrector_start", "top_p") == {
+        "corrector": 0.25,
+        "corrector_start": DEFAULTS["corrector_start"],
+        "top_p": 0.8,
+    }
+    assert not w.errors and not w2.errors and not w3.errors and not w4.errors
+
+
 def test_a_late_corrector_reaches_the_panel_the_request_and_the_saved_settings(run, make_window, tmp_path):
     late = model_file(tmp_path, "late", {"sampler": {"corrector": 0.4, "corrector_start": 0.5}})
     w = make_window()
