@@ -350,6 +350,14 @@ class GeneratePanel(QWidget):
         else:  # settings saved before the source was: what was applied is the best guess
             self._source = dict(self._applied)
 
+    def recommendation_seen(self) -> None:
+        """The fields now answer to the current model's recommendation as it is.
+
+        (An output's settings shown for it, or the same model again.) A later start refreshes
+        nothing unless that recommendation changes.
+        """
+        self._source = {key: value for key, value in self.recommended.items() if key in PANEL_SAMPLER_KEYS}
+
     def refresh_recommended(self) -> None:
         """At the next start, when the last model's recommendation changed since the settings were saved.
 

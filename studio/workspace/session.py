@@ -187,7 +187,9 @@ class Session(HoverMixin, OutputsMixin):
         if recommend and switched:
             self.views.generate_panel.apply_recommended()
         elif refresh:
-            self.views.generate_panel.refresh_recommended()  # (GeneratePanel.refresh_recommended)
+            self.views.generate_panel.refresh_recommended()
+        else:
+            self.views.generate_panel.recommendation_seen()
         self.views.canvas.set_ell(cfg.ell)
         self.host.show_view(cfg.modality)
         status = f"{handle.name} \u00b7 {cfg.modality} \u00b7 \u2113={cfg.ell}, b={cfg.base}"

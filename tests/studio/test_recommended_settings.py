@@ -161,7 +161,9 @@ def test_reopening_an_output_keeps_its_settings(run, make_window, settings_path,
     plain = model_file(tmp_path, "plain", {})
     w = make_window()
     load(run, w, rec)
-    w.generate_panel.set_values({"corrector": 0.05, "seed_mode": "fixed", "seed": 9, "steps": 6})
+    w.generate_panel.set_values(
+        {"corrector": 0.05, "top_p": 1.0, "seed_mode": "fixed", "seed": 9, "steps": 6}
+    )
     entry = run(w.session.generate())
     w.close()
 
@@ -173,9 +175,17 @@ def test_reopening_an_output_keeps_its_settings(run, make_window, settings_path,
     reopened = w2.session.entry
     wait_until(run, lambda: is_loaded(reopened.model))
     assert reopened.output == entry.output and w2.session.handle.path == rec
-    assert fields(w2, "corrector", "top_p", "seed") == {"corrector": 0.05, "top_p": 0.9, "seed": 9}
+    assert fields(w2, "corrector", "top_p", "seed") == {"corrector": 0.05, "top_p": 1.0, "seed": 9}
     assert w2.generate_panel.recommended_label.text().startswith("Recommended by this model")
-    assert not w2.errors
+    w2.close()
+
+    from studio.app import open_initial_model
+
+    w3 = make_window(settings_path)  # the next start: still the output's settings, none refreshed
+    run(open_initial_model(w3))
+    assert w3.session.handle.path == rec
+    assert fields(w3, "corrector", "top_p", "seed") == {"corrector": 0.05, "top_p": 1.0, "seed": 9}
+    assert not w2.errors and not w3.errors
 
 
 def test_the_library_card_lists_the_recommended_settings(tmp_path):
