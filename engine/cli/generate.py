@@ -100,7 +100,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--corrector-start",
         type=float,
         help="the corrector works only once the time t (1 at the start, 0 at the end) has fallen to "
-        "this: 1.0 = after every step (default), 0.5 = in the second half",
+        "this; 1.0 = after every step, 0.5 = in the second half (default 1.0)",
     )
     p.add_argument("--time-warp", type=float, help="time grid t_k = (1 - k/T)**warp, k = 0..T (default 1.0)")
     p.add_argument(
