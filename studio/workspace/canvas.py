@@ -464,7 +464,8 @@ class CanvasPanel(QWidget):
         self.legend.setObjectName("canvasLegend")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setToolTip("What the colours of this view mean")
-        # never widens the window: a long legend is cut at the right, its tooltip has it all
+        # never widens the window: a long legend wraps onto a second line (its tooltip has it all)
+        self.legend.setWordWrap(True)
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._show_legend()
 

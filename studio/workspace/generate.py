@@ -70,6 +70,8 @@ REQUEST_KEYS = (
 # recommendable settings (engine.RECOMMENDABLE_SETTINGS) this panel has a field for; the others
 # (temperature_end, time_warp) are named on the recommendation line as not applied
 PANEL_SAMPLER_KEYS = tuple(key for key in REQUEST_KEYS if key in eng.RECOMMENDABLE_SETTINGS)
+USE_TIP = "Set these fields to the values this model recommends again"
+IN_USE_TIP = "The fields hold the values this model recommends"
 NEAREST = " \u00b7 the nearest the fields allow: "  # a recommended value outside a field's range
 MAX_NOTE = 160  # characters of a card's error shown on the line (all of it in the tooltip)
 STRATEGY_LABELS = {  # name -> (label, tooltip)
@@ -108,7 +110,7 @@ class GeneratePanel(QWidget):
         self.recommended_label.setWordWrap(True)
         self.use_recommended = QToolButton(text="Use")
         self.use_recommended.setObjectName("useRecommended")
-        self.use_recommended.setToolTip("Set these fields to the values this model recommends again")
+        self.use_recommended.setToolTip(USE_TIP)
         self.use_recommended.clicked.connect(lambda _checked=False: self.apply_recommended())
         self.recommended_row = QWidget()
         row = QHBoxLayout(self.recommended_row)
@@ -162,6 +164,11 @@ class GeneratePanel(QWidget):
         )
         self.corrector.valueChanged.connect(self._corrector_changed)
         self._corrector_changed()
+        # *Use* is offered only while a recommended field holds something else
+        for key in PANEL_SAMPLER_KEYS:
+            field = self._field(key)
+            signal = field.currentIndexChanged if isinstance(field, QComboBox) else field.valueChanged
+            signal.connect(self._sync_use)
 
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
@@ -268,6 +275,7 @@ class GeneratePanel(QWidget):
             label.setStyleSheet("")
         self.use_recommended.setVisible(bool(recommended))
         self.recommended_row.setVisible(bool(problem or recommended))
+        self._sync_use()
         return recommended
 
     def apply_recommended(self) -> None:
@@ -297,6 +305,35 @@ class GeneratePanel(QWidget):
         if inexact:
             text += NEAREST + enginelink.describe_settings(inexact)
         self.recommended_label.setText(text)
+        self._sync_use()
+
+    def recommendation_pending(self) -> bool:
+        """Whether *Use* would change a field: one the recommendation names holds another value.
+
+        A recommended value a field cannot hold counts as the nearest value the field allows.
+        """
+        current = self.values()
+        for key, value in self.recommended.items():
+            if key in PANEL_SAMPLER_KEYS and current[key] != self._nearest(key, value):
+                return True
+        return False
+
+    def _field(self, key: str) -> QSpinBox | QDoubleSpinBox | QComboBox:
+        return getattr(self, key)
+
+    def _nearest(self, key: str, value: Any) -> Any:
+        """What field ``key`` would hold once set to ``value`` (as :meth:`values` reads it)."""
+        field = self._field(key)
+        if isinstance(field, QComboBox):
+            return field.itemData(max(0, field.findData(value)))
+        if isinstance(field, QDoubleSpinBox):
+            return round(min(max(float(value), field.minimum()), field.maximum()), min(4, field.decimals()))
+        return min(max(int(value), field.minimum()), field.maximum())
+
+    def _sync_use(self, *_args: Any) -> None:
+        pending = self.recommendation_pending()
+        self.use_recommended.setEnabled(pending)
+        self.use_recommended.setToolTip(USE_TIP if pending else IN_USE_TIP)
 
     # ------------------------------------------------------------------ values
     def values(self) -> dict[str, Any]:

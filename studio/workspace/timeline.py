@@ -278,3 +278,4 @@ class Timeline(QWidget):
         revealed = self.chart.revealed
         count = f" \u00b7 {num(revealed[k - 1])} digits" if 0 < k <= len(revealed) else ""
         self.label.setText(f"step {k}/{self.chart.steps}{t}{count}")
+        self.label.setToolTip(self.label.text())  # all of it where the row cuts it short

@@ -107,11 +107,18 @@ def test_use_puts_the_recommendation_back(run, make_window, tmp_path):
     w = make_window()
     panel = w.generate_panel
     load(run, w, rec)
-    panel.set_values({"corrector": 0.0, "top_p": 0.4, "steps": 30})
+    assert not panel.use_recommended.isEnabled()  # the fields hold the recommendation already
+    panel.set_values({"steps": 30})  # a field the recommendation does not name
+    assert not panel.use_recommended.isEnabled()
+    panel.set_values({"corrector": 0.0, "top_p": 0.4})
+    assert panel.use_recommended.isEnabled()
     panel.use_recommended.click()
     assert fields(w, "corrector", "top_p", "steps") == {"corrector": 0.2, "top_p": 0.9, "steps": 30}
+    assert not panel.use_recommended.isEnabled()
     request = w.session.make_request(panel.values())
     assert (request.corrector, request.top_p) == (0.2, 0.9)
+    panel.top_p.setValue(0.85)  # typed into the field
+    assert panel.use_recommended.isEnabled()
 
 
 @pytest.mark.parametrize(
@@ -150,6 +157,7 @@ def test_values_outside_the_fields_take_the_nearest_and_say_so(run, make_window,
     w = make_window()
     load(run, w, rec)
     assert fields(w, "corrector")["corrector"] == 0.5  # the field's maximum
+    assert not w.generate_panel.use_recommended.isEnabled()  # as near as the field goes: in use
     text = w.generate_panel.recommended_label.text()
     assert text.startswith("Recommended by this model: corrector 0.7, time-warp 2")
     assert "time-warp: not in this panel, not applied" in text
