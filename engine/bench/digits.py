@@ -276,6 +276,13 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
         default=[1.0],
         help="time t (1 -> 0) from which the corrector works (1 = every step)",
     )
+    p.add_argument(
+        "--time-warp",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="time grid t_k = (1 - k/T)**warp (1 = even steps; above 1 more of them near t = 0)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> list[Setting]:
@@ -289,6 +296,7 @@ def settings_from_args(args: argparse.Namespace) -> list[Setting]:
             top_p=q,
             corrector=c,
             corrector_start=w,
+            time_warp=x,
         )
         for s in args.steps
         for g in args.strategies
@@ -296,6 +304,7 @@ def settings_from_args(args: argparse.Namespace) -> list[Setting]:
         for q in args.top_p
         for c in args.corrector
         for w in (args.corrector_start if c else [1.0])
+        for x in args.time_warp
     ]
 
 

@@ -9,6 +9,7 @@ from engine import save_model
 from engine.bench.digits import (
     Setting,
     add_setting_flags,
+    draw_samples,
     judge_model,
     main,
     make_judge,
@@ -103,6 +104,17 @@ def test_corrector_start_is_an_axis_of_the_grid_only_where_a_corrector_runs():
         "ancestral T=8 corrector=0.2",
         "ancestral T=8 corrector=0.2 from t=0.5",
     ]
+
+
+def test_time_warp_is_an_axis_of_the_grid_and_reaches_the_sampler():
+    p = argparse.ArgumentParser()
+    add_setting_flags(p)
+    args = p.parse_args(["--steps", "8", "--time-warp", "1", "2"])
+    settings = settings_from_args(args)
+    assert [s.label() for s in settings] == ["ancestral T=8", "ancestral T=8 warp=2"]
+    model = tiny_image_model(size=8)
+    even, warped = (draw_samples(model, s, 16, seed=0)[0] for s in settings)
+    assert not np.array_equal(even, warped)  # the same seed on another time grid
 
 
 def test_non_digits_models_and_tiny_sample_counts_are_refused(judged, tmp_path):
