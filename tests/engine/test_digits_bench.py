@@ -67,10 +67,18 @@ def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
     assert [(r["setting"], r["seed"]) for r in res["rows"]] == [
         ("ancestral T=8", 0),
         ("ancestral T=8", 1),
+        ("ancestral T=8", "all"),
         ("confidence T=8 temp=0.8", 0),
         ("confidence T=8 temp=0.8", 1),
+        ("confidence T=8 temp=0.8", "all"),
     ]
-    assert all(r["samples"] == 32 and not r["meets_bar"] for r in res["rows"])
+    assert [r["samples"] for r in res["rows"]] == [32, 32, 64] * 2
+    assert not any(r["meets_bar"] for r in res["rows"])
+    # the pooled row scores both seeds' samples: its class counts are their sums
+    first, second, pooled = res["rows"][:3]
+    assert pooled["seeds"] == [0, 1]
+    assert pooled["class_counts"] == [a + b for a, b in zip(first["class_counts"], second["class_counts"])]
+    assert pooled["mean_nfe"] == pytest.approx((first["mean_nfe"] + second["mean_nfe"]) / 2)
     assert res["rows"][0]["class_counts"] != res["rows"][1]["class_counts"] or (
         res["rows"][0]["frechet_distance"] != res["rows"][1]["frechet_distance"]
     )
