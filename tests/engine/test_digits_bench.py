@@ -77,7 +77,8 @@ def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
     # the pooled row scores both seeds' samples: its class counts are their sums
     first, second, pooled = res["rows"][:3]
     assert pooled["seeds"] == [0, 1]
-    assert pooled["class_counts"] == [a + b for a, b in zip(first["class_counts"], second["class_counts"], strict=True)]
+    summed = np.add(first["class_counts"], second["class_counts"])
+    assert pooled["class_counts"] == summed.tolist()
     assert pooled["mean_nfe"] == pytest.approx((first["mean_nfe"] + second["mean_nfe"]) / 2)
     assert res["rows"][0]["class_counts"] != res["rows"][1]["class_counts"] or (
         res["rows"][0]["frechet_distance"] != res["rows"][1]["frechet_distance"]
