@@ -249,7 +249,7 @@ def judge_model(
 
     def score(tokens: np.ndarray) -> dict[str, Any]:
         scores = judge.score(tokens)
-        return {**scores, **verdict(scores)}
+        return {**scores, "frechet_spread": judge.frechet_spread(tokens), **verdict(scores)}
 
     rows = score_settings(model, settings, num, seeds, batch, score)
     return {
@@ -267,7 +267,8 @@ def format_report(ref: dict[str, Any], results: list[dict[str, Any]]) -> str:
         f"floor: real train vs held-out FD {ref['floor_full']:.2f} (1,500 items); "
         f"{ref['samples']} real training digits: confident {ref['confident_share']:.3f}, "
         f"FD {ref['frechet_distance']:.2f}",
-        "model | ell | bound bits/dim | setting | seed | NFE | confident | class share | FD | bar | s",
+        "model | ell | bound bits/dim | setting | seed | NFE | confident | class share | "
+        "FD ± bootstrap SD | bar | s",
     ]
     for res in results:
         for r in res["rows"]:
@@ -275,7 +276,8 @@ def format_report(ref: dict[str, Any], results: list[dict[str, Any]]) -> str:
                 f"{res['model']} | {res['ell']} | {res['valid_bound_bits_per_dim']:.3f} ± "
                 f"{res['stderr_bits_per_dim']:.3f} | {r['setting']} | {r['seed']} | {r['mean_nfe']:.1f} | "
                 f"{r['confident_share']:.3f} | {r['min_class_share']:.3f}-{r['max_class_share']:.3f} | "
-                f"{r['frechet_distance']:.2f} | {'yes' if r['meets_bar'] else 'no'} | {r['seconds']:.1f}"
+                f"{r['frechet_distance']:.2f} ± {r['frechet_spread']:.2f} | "
+                f"{'yes' if r['meets_bar'] else 'no'} | {r['seconds']:.1f}"
             )
     return "\n".join(lines)
 

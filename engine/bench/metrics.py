@@ -124,6 +124,19 @@ class DigitJudge:
             "frechet_distance": frechet_distance(feats.numpy().astype(np.float64), self.real_val_features),
         }
 
+    def features(self, tokens: np.ndarray) -> np.ndarray:
+        """The hidden features (N, D) float64 the Fréchet distance compares."""
+        with torch.no_grad():
+            return self.net(_normalise(tokens))[1].numpy().astype(np.float64)
+
+    def frechet_spread(self, tokens: np.ndarray, draws: int = 30, seed: int = 0) -> float:
+        """How much the Fréchet distance of ``tokens`` moves with the draw: its bootstrap SD.
+
+        The standard deviation over ``draws`` resamplings (with replacement, as many as given) of
+        the samples, against the same held-out digits.
+        """
+        return frechet_spread(self.features(tokens), self.real_val_features, draws, seed)
+
     def floor(self) -> float:
         """Fréchet distance between real training and real held-out features (the best a sampler can do)."""
         return frechet_distance(self.real_train_features, self.real_val_features)
@@ -148,6 +161,15 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     inner = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
     tr_sqrt = float(np.sqrt(np.clip(inner, 0, None)).sum())
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt)
+
+
+def frechet_spread(a: np.ndarray, b: np.ndarray, draws: int = 30, seed: int = 0) -> float:
+    """Bootstrap standard deviation of ``frechet_distance(a, b)`` over resamplings of ``a``."""
+    if draws < 2:
+        raise ValueError(f"draws must be at least 2, got {draws}")
+    rng = np.random.default_rng(seed)
+    values = [frechet_distance(a[rng.integers(0, len(a), len(a))], b) for _ in range(draws)]
+    return float(np.std(values, ddof=1))
 
 
 def corpus_vocabulary(lines: list[str]) -> set[str]:

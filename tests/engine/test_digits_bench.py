@@ -59,6 +59,17 @@ def test_few_real_samples_score_a_higher_distance_than_the_floor(judged):
         main(["--real-draws", "3", "--samples", str(len(data.train_index))])
 
 
+def test_the_distance_spread_shrinks_with_more_samples(judged):
+    judge, data, _ = judged
+    pick = np.random.default_rng(0).permutation(data.train_index)
+    few, many = (data.tokens[pick[:n]].astype(np.int64) for n in (64, 1024))
+    spread_few, spread_many = judge.frechet_spread(few), judge.frechet_spread(many)
+    assert 0 < spread_many < spread_few / 2  # about 1/sqrt(16) as much with 16 times the samples
+    assert judge.frechet_spread(many, seed=1) != spread_many  # other resamplings
+    with pytest.raises(ValueError, match="at least 2"):
+        judge.frechet_spread(many, draws=1)
+
+
 def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
     judge, data, _ = judged
     path = save_model(tmp_path / "untrained.safetensors", tiny_image_model(size=8))
@@ -74,6 +85,7 @@ def test_judge_model_reports_every_setting_and_seed(judged, tmp_path, capsys):
     ]
     assert [r["samples"] for r in res["rows"]] == [32, 32, 64] * 2
     assert not any(r["meets_bar"] for r in res["rows"])
+    assert all(r["frechet_spread"] > 0 for r in res["rows"])
     # the pooled row scores both seeds' samples: its class counts are their sums
     first, second, pooled = res["rows"][:3]
     assert pooled["seeds"] == [0, 1]
