@@ -27,7 +27,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from studio import enginelink
+from studio import enginelink, gcguard
 from studio.enginelink import eng
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ class Bridge(QObject):
         self._stop = False
         self._models: dict[int, Any] = {}  # engine thread only
         self._keys = itertools.count(1)
+        # before the thread starts: no Qt object Python owns is ever destroyed on the engine thread
+        self._collector = gcguard.GuiThreadCollector(self)
         self._thread = threading.Thread(target=self._engine_main, name="prime-engine", daemon=True)
         self._thread.start()
 
@@ -228,6 +230,8 @@ class Bridge(QObject):
         self._thread.join(timeout)
         if self._thread.is_alive():  # pragma: no cover - a step that takes > timeout
             log.warning("engine thread still finishing its current step")
+        else:
+            self._collector.release()  # (a thread still running keeps collection on this thread)
 
     @property
     def closed(self) -> bool:

@@ -316,6 +316,9 @@ class MainWindow(QMainWindow):
         task = asyncio.ensure_future(self._guard(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # a task cancelled before its first step (the window closed) never started ``coro``:
+        # closing it says so, instead of a "coroutine was never awaited" warning when it is freed
+        task.add_done_callback(lambda _task: coro.close())
         return task
 
     async def _guard(self, coro: Coroutine) -> Any:

@@ -224,3 +224,21 @@ def test_partial_pixels_are_hatched_when_zoomed_in(run, make_window):
     assert after.width() == before.width()
     w.canvas.set_mode("map")
     assert w.canvas.view.partial is None
+
+
+def test_work_cancelled_before_it_starts_is_closed_not_left_unawaited(run, make_window):
+    w = make_window()
+    started = []
+
+    async def work():
+        started.append(True)
+
+    coro = work()
+    task = w.spawn(coro)
+    task.cancel()  # as closing the window does with every task it spawned
+    run(asyncio.sleep(0.05))
+    assert task.cancelled() and not started
+    assert coro.cr_frame is None  # closed (a coroutine never started keeps its frame)
+    finished = w.spawn(work())
+    run(finished)
+    assert started == [True]
