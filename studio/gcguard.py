@@ -30,8 +30,10 @@ _was_enabled = False  # automatic collection was on before the first holder (els
 def collect_due() -> int | None:
     """Collect the oldest generation whose count passed its threshold; the generation, or None.
 
-    The rule of CPython's automatic collection (gen 2 also waits for 10 gen-1 collections). A
-    threshold of 0 for generation 0 means collection is off, as with ``gc.set_threshold(0)``.
+    The thresholds rule of CPython's automatic collection (gen 2 waits for 10 gen-1 collections),
+    without its extra check that a full collection also waits until the long-lived objects grew
+    by a quarter (Python does not expose those counts). A threshold of 0 for generation 0 means
+    collection is off, as with ``gc.set_threshold(0)``.
     """
     counts, thresholds = gc.get_count(), gc.get_threshold()
     if thresholds[0] <= 0:
