@@ -35,7 +35,9 @@ INT_FIELDS = (
     "n_layers",
     "n_heads",
     "mlp_ratio",
+    "augment_shift",
 )
+MAX_AUGMENT_SHIFT = 3  # pixels: the shift conditioning has (2 * s + 1) ** 2 entries
 FLOAT_FIELDS = ("dropout", "schedule_power")
 STR_FIELDS = ("modality", "tokenizer", "positions", "schedule")
 # backbone size presets of `prime init --size` and the benchmarks: (d_model, n_layers, n_heads)
@@ -98,6 +100,11 @@ class ModelConfig:
     n_heads: int = 4
     mlp_ratio: int = 4
     dropout: float = 0.0
+    # image models only: the largest pixel shift the network is told about (0 = none). A model with
+    # it learns one embedding per shift (dy, dx) in [-s, s]^2 and trains on shifted images told
+    # apart from the real ones, so sampling asks for the unshifted (0, 0) and draws centred images
+    # (see TrainConfig.augment_p).
+    augment_shift: int = 0
     # how attention sees position: "learned" absolute vectors (images, 2-D aware) or "rotary"
     # (text: relative offsets inside attention). "" picks by modality; files that predate the
     # field load as "learned" (see from_dict).
@@ -173,6 +180,16 @@ class ModelConfig:
             raise ValueError(f"n_layers and mlp_ratio must be >= 1, got {self.n_layers}, {self.mlp_ratio}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.augment_shift <= MAX_AUGMENT_SHIFT:
+            raise ValueError(
+                f"augment_shift must be in 0..{MAX_AUGMENT_SHIFT} pixels, got {self.augment_shift}"
+            )
+        if self.augment_shift and (
+            self.modality != "image" or self.augment_shift >= min(self.height, self.width)
+        ):
+            raise ValueError(
+                "augment_shift is for image models, and must be smaller than the image's height and width"
+            )
         if self.positions == "":
             object.__setattr__(self, "positions", "rotary" if self.modality == "text" else "learned")
         if self.positions not in POSITIONS:

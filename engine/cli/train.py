@@ -133,6 +133,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--objective", choices=TRAIN_OBJECTIVES, help="training loss (validation is always the bound)"
     )
     t.add_argument("--ema", type=float, help="EMA decay, 0 = off")
+    t.add_argument(
+        "--augment-p",
+        type=float,
+        metavar="P",
+        help="image models: shift each training image by one pixel with probability P, telling the "
+        "model the shift so samples stay centred (a new model gets the shift conditioning; default 0)",
+    )
     t.add_argument("--grad-accum", type=int)
     t.add_argument("--grad-clip", type=float)
     t.add_argument("--weight-decay", type=float)
@@ -213,6 +220,7 @@ _LEARNING_KEYS = (
     "grad_clip",
     "weight_decay",
     "seed",
+    "augment_p",
 )
 # ... and all the flags that override a TrainConfig field: the others say how often to evaluate,
 # preview or checkpoint, where to run, and how to read the data
@@ -356,6 +364,8 @@ def run_train(args: argparse.Namespace) -> int:
         mcfg, data = recipe.prepare()
         card = recipe.card()
         overrides = {key: getattr(args, key) for key in ("ell", "dropout") if getattr(args, key) is not None}
+        if cfg.augment_p > 0 and not mcfg.augment_shift:
+            mcfg = mcfg.replace(augment_shift=1)  # the model is told each image's shift
         mcfg = mcfg.replace(**overrides)
         trained = cfg.to_dict()
         overrides.update(
@@ -381,7 +391,10 @@ def run_train(args: argparse.Namespace) -> int:
             model = resolve_model_path(args.parent)
             mcfg = read_model_info(model).config
         else:
-            mcfg = model = model_config_from_args(args)
+            mcfg = model_config_from_args(args)
+            if cfg.augment_p > 0 and mcfg.modality == "image":
+                mcfg = mcfg.replace(augment_shift=1)  # the model is told each image's shift
+            model = mcfg
     rank = int(os.environ.get("RANK", "0"))
     if args.dry_run:
         preview = max(1, args.preview_count)

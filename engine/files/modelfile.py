@@ -418,6 +418,8 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
             out["pos.chan"] = (1, 1, config.channels, d)
         else:
             out["pos.pos"] = (config.seq_len, d)
+    if config.augment_shift:
+        out["shift_embed.weight"] = ((2 * config.augment_shift + 1) ** 2, d)
     block = {
         "norm1.weight": (d,),
         "norm1.bias": (d,),

@@ -92,6 +92,9 @@ class PrimeModel(nn.Module):
             self.register_buffer("rotary_sin", sin, persistent=False)
         else:
             self.pos = PositionEmbedding(D, config.seq_len, config.height, config.width, config.channels)
+        self.augment_shift = config.augment_shift
+        if self.augment_shift:  # one vector per pixel shift (dy, dx), added at every position
+            self.shift_embed = nn.Embedding((2 * self.augment_shift + 1) ** 2, D)
         self.blocks = nn.ModuleList(
             Block(D, config.n_heads, config.mlp_ratio, config.dropout) for _ in range(config.n_layers)
         )
@@ -109,6 +112,13 @@ class PrimeModel(nn.Module):
         for block in self.blocks:
             nn.init.normal_(block.proj.weight, std=0.02 / (2 * len(self.blocks)) ** 0.5)
             nn.init.normal_(block.mlp[2].weight, std=0.02 / (2 * len(self.blocks)) ** 0.5)
+        if self.augment_shift:  # starts as the plain model: no shift is told apart yet
+            nn.init.zeros_(self.shift_embed.weight)
+
+    def shift_index(self, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+        """The conditioning index of pixel shifts (dy, dx), each in [-s, s]; (0, 0) is the real image."""
+        s = self.augment_shift
+        return (dy + s) * (2 * s + 1) + (dx + s)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -120,8 +130,12 @@ class PrimeModel(nn.Module):
         """False: the network ignores t, so the sampler may cache across idle steps."""
         return False
 
-    def forward(self, y_t: torch.Tensor) -> torch.Tensor:
-        """Digits (B, L, ell) int64 -> raw logits (B, L, C)."""
+    def forward(self, y_t: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """Digits (B, L, ell) int64 -> raw logits (B, L, C).
+
+        ``shift`` (B,) int64, for a model with ``augment_shift``: the :meth:`shift_index` each
+        image was shifted by in training; None (sampling, evaluation) asks for unshifted images.
+        """
         L = self.config.seq_length
         if y_t.dim() != 3 or y_t.shape[1] != L or y_t.shape[2] != self.config.ell:
             raise ValueError(f"expected digits of shape (B, {L}, {self.config.ell}), got {tuple(y_t.shape)}")
@@ -129,6 +143,13 @@ class PrimeModel(nn.Module):
             h, rotary = self.embed(y_t), (self.rotary_cos, self.rotary_sin)  # (B, L, D)
         else:
             h, rotary = self.embed(y_t) + self.pos(), None
+        if self.augment_shift:
+            if shift is None:
+                zero = torch.zeros(y_t.shape[0], dtype=torch.long, device=y_t.device)
+                shift = self.shift_index(zero, zero)
+            h = h + self.shift_embed(shift)[:, None, :]
+        elif shift is not None:
+            raise ValueError("this model was not trained with shift conditioning (augment_shift = 0)")
         for block in self.blocks:
             h = block(h, rotary)
         return self.head(self.norm(h))  # (B, L, C)

@@ -30,7 +30,9 @@ class TrainConfig:
     a short probe cached per machine; never on AVX2-only CPUs, where bf16 matmuls are emulated
     and measured about 100x slower than fp32); True / False force it on / off.
     The EMA decay warms up as min(ema, (1 + step) / (10 + step)), so short runs are not dominated
-    by the initial weights.
+    by the initial weights. augment_p: the chance that a training image is shifted by a pixel
+    (image models with ``augment_shift``, which are told the shift; 0 = off; see
+    :mod:`engine.training.augment`).
     val_fraction, fit, text_mode, max_items, background, include, exclude, column, drop_flat: how
     data is found, split and preprocessed (see
     :class:`engine.data.DataOptions`). num_workers must be 0: data is decoded in memory up front.
@@ -49,6 +51,7 @@ class TrainConfig:
     grad_accum: int = 1
     ema: float = 0.999
     objective: str = "masked_ce"
+    augment_p: float = 0.0
     eval_every: int = 500
     eval_batches: int = 8
     preview_every: int = 500
@@ -88,6 +91,7 @@ class TrainConfig:
         need(self.grad_clip >= 0.0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         need(self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}")
         need(0.0 <= self.ema < 1.0, f"ema must be in [0, 1) (0 = off), got {self.ema}")
+        need(0.0 <= self.augment_p <= 1.0, f"augment_p must be in [0, 1] (0 = off), got {self.augment_p}")
         need(
             self.objective in TRAIN_OBJECTIVES,
             f"objective must be one of {TRAIN_OBJECTIVES}, got {self.objective!r}",

@@ -38,6 +38,7 @@ from engine.models import PrimeModel
 from engine.prime import OBJECTIVES, add_noise, stratified_times
 from engine.sampling import sample
 from engine.training import distributed as D
+from engine.training.augment import shift_images
 from engine.training.checkpoint import (
     FORMAT,
     VERSION,
@@ -83,6 +84,7 @@ MEANING_KEYS = (
     "grad_clip",
     "ema",
     "objective",
+    "augment_p",
 )
 KEPT_SHOWN = ("lr", "lr_schedule", "objective", "batch_size", "grad_accum", "seed", "ema")
 
@@ -162,6 +164,11 @@ class _Trainer:
         self.resume_note: dict[str, Any] | None = None
         net, self.parent = resolve_model(source, mix_seed(cfg.seed, 5))
         self.mcfg = net.config
+        if cfg.augment_p > 0 and not self.mcfg.augment_shift:
+            raise TrainingError(
+                "shift augmentation (augment_p) needs an image model built with augment_shift >= 1, "
+                "which is told each image's shift; this model has none"
+            )
         self.data: TokenData = resolve_data(data, self.mcfg, cfg, self.parent)
         if info.main:
             ensure_writable(self.model_path.parent)
@@ -335,13 +342,17 @@ class _Trainer:
             position = (self.step * cfg.grad_accum + micro) * cfg.batch_size + self.info.rank * b
             x0 = self.data.batch(self.order.take(position, b)).to(self.device)  # (b, L)
             self.gen.manual_seed(mix_seed(cfg.seed, self.step, micro, self.info.rank))
+            shift = None
+            if cfg.augment_p > 0:  # drawn first from the step's seed, so a resumed step redraws them
+                x0, dy, dx = shift_images(x0, self.mcfg, cfg.augment_p, self.gen)
+                shift = self.net.shift_index(dy, dx)
             t = stratified_times(b, self.gen).to(self.device)  # (b,) on the model device, like y_0
             y_t = add_noise(codec.encode(x0), t, schedule, codec, self.gen)  # (b, L, ell)
             sync = micro == cfg.grad_accum - 1 or self.ddp is None
             ctx = self.ddp.no_sync() if not sync else contextlib.nullcontext()
             with ctx:
                 with autocast(self.device, cfg.bf16):
-                    logits = module(y_t)  # (b, L, C)
+                    logits = module(y_t, shift)  # (b, L, C)
                 loss = (
                     self.objective(logits.float(), y_t, x0, t, codec, schedule).mean() / self.mcfg.seq_length
                 )

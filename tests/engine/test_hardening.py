@@ -89,6 +89,9 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         ModelConfig(
             modality="image", num_classes=256, ell=3, height=2, width=3, channels=3, d_model=24, n_heads=2
         ),
+        ModelConfig(
+            modality="image", num_classes=4, height=3, width=5, channels=3, d_model=16, augment_shift=2
+        ),
         ModelConfig(modality="text", num_classes=256, ell=2, seq_len=8, d_model=16, n_layers=1, n_heads=2),
         ModelConfig(
             modality="text", num_classes=256, seq_len=8, d_model=16, positions="learned", mlp_ratio=2
