@@ -350,6 +350,16 @@ def _new_model_config(args: argparse.Namespace) -> ModelConfig:
     )
 
 
+def _with_shift_input(config: ModelConfig, cfg: TrainConfig) -> ModelConfig:
+    """A new image model trained with --augment-p is told each image's shift (one pixel at most).
+
+    Other models are left as they are, and the trainer refuses augmentation for them by name.
+    """
+    if cfg.augment_p > 0 and config.modality == "image" and not config.augment_shift:
+        return config.replace(augment_shift=1)
+    return config
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -364,9 +374,7 @@ def run_train(args: argparse.Namespace) -> int:
         mcfg, data = recipe.prepare()
         card = recipe.card()
         overrides = {key: getattr(args, key) for key in ("ell", "dropout") if getattr(args, key) is not None}
-        if cfg.augment_p > 0 and not mcfg.augment_shift:
-            mcfg = mcfg.replace(augment_shift=1)  # the model is told each image's shift
-        mcfg = mcfg.replace(**overrides)
+        mcfg = _with_shift_input(mcfg.replace(**overrides), cfg)
         trained = cfg.to_dict()
         overrides.update(
             (key, trained[key]) for key in _LEARNING_KEYS if trained[key] != getattr(recipe.train, key)
@@ -391,10 +399,7 @@ def run_train(args: argparse.Namespace) -> int:
             model = resolve_model_path(args.parent)
             mcfg = read_model_info(model).config
         else:
-            mcfg = model_config_from_args(args)
-            if cfg.augment_p > 0 and mcfg.modality == "image":
-                mcfg = mcfg.replace(augment_shift=1)  # the model is told each image's shift
-            model = mcfg
+            mcfg = model = _with_shift_input(model_config_from_args(args), cfg)
     rank = int(os.environ.get("RANK", "0"))
     if args.dry_run:
         preview = max(1, args.preview_count)
