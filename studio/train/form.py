@@ -207,6 +207,26 @@ class TrainingForm(QWidget):
         for w in (self.text_mode_label, self.text_mode, self.column_label, self.column):
             w.setVisible(not image)
         self.background_colour.setEnabled(self.background.currentData() == "colour")
+        self._sync_augment(image)
+
+    def augment_possible(self) -> bool:
+        """Shift augmentation needs an image model that is told the shift: any new one, or such a parent."""
+        if self.modality_now() != "image":
+            return False
+        return not self.is_finetune() or self.selected is None or bool(self.selected[2].augment_shift)
+
+    def _sync_augment(self, image: bool) -> None:
+        for w in (self.augment_label, self.augment):
+            w.setVisible(image)
+        possible = self.augment_possible()
+        self.augment.setEnabled(possible)
+        self.augment.setToolTip(
+            "Chance that a training image is shifted by one pixel (edges repeated). A new model is "
+            "told each image's shift, so its samples stay centred."
+            if possible
+            else "The selected model was not built to be told a shift: fine-tuning it cannot augment. "
+            "Train a new model to use shift augmentation."
+        )
 
     def _sync_modality(self) -> None:
         image = self.modality.currentData() == "image"
@@ -386,6 +406,7 @@ class TrainingForm(QWidget):
             height=self.height_.value(),
             width=self.width_.value(),
             channels=self.channels.currentData(),
+            augment_shift=1 if self.augment.value() > 0 else 0,
             **common,
         )
 
@@ -536,6 +557,13 @@ class TrainingForm(QWidget):
         self.objective.setToolTip(
             "What the optimiser minimises. Validation always reports the valid bound (bits per dimension)."
         )
+        self.weight_decay = _dspin(0.0, 1.0, 0.0, 3, 0.01)
+        self.weight_decay.setToolTip(
+            "AdamW weight decay on the weight matrices (not embeddings, norms or biases); 0 = off"
+        )
+        self.augment = _dspin(0.0, 1.0, 0.0, 2, 0.05)
+        self.augment.setSpecialValueText("off")
+        self.augment_label = QLabel("Shift augmentation")
         self.checkpoint_every = _spin(0, 1_000_000, 250, 50, " steps")
         self.preview_every = _spin(0, 1_000_000, 250, 50, " steps")
         self.eval_every = _spin(0, 1_000_000, 250, 50, " steps")
@@ -548,12 +576,15 @@ class TrainingForm(QWidget):
         form.addRow("Learning rate", self.lr)
         form.addRow("EMA", self.ema)
         form.addRow("Objective", self.objective)
+        form.addRow("Weight decay", self.weight_decay)
+        form.addRow(self.augment_label, self.augment)
         form.addRow("Checkpoint every", self.checkpoint_every)
         form.addRow("Samples every", self.preview_every)
         form.addRow("Validate every", self.eval_every)
         box.setLayout(form)
         self.steps.valueChanged.connect(lambda _v: self.model_changed.emit())
         self.batch.valueChanged.connect(lambda _v: self.model_changed.emit())
+        self.augment.valueChanged.connect(lambda _v: self.model_changed.emit())  # a new model's inputs
         for key in self.RUN_DEFAULT_KEYS:
             getattr(self, key).valueChanged.connect(lambda _v, k=key: self._run_value_typed(k))
         return box
@@ -586,6 +617,8 @@ class TrainingForm(QWidget):
             warmup=min(100, max(0, steps // 10)),
             ema=self.ema.value(),
             objective=self.objective.currentData(),
+            weight_decay=self.weight_decay.value(),
+            augment_p=self.augment.value() if self.augment_possible() else 0.0,
             checkpoint_every=self.checkpoint_every.value(),
             preview_every=self.preview_every.value(),
             eval_every=self.eval_every.value(),
@@ -624,7 +657,7 @@ class TrainingForm(QWidget):
     RUN_KEYS = (
         "data_path", "fit", "text_mode", "background", "background_colour", "include", "exclude",
         "column", "drop_flat", "name", "steps", "batch", "lr", "ema", "objective",
-        "checkpoint_every", "preview_every", "eval_every",
+        "weight_decay", "augment", "checkpoint_every", "preview_every", "eval_every",
     )  # fmt: skip
 
     def values(self) -> dict[str, Any]:
@@ -693,6 +726,8 @@ class TrainingForm(QWidget):
             "lr": tc.get("lr"),
             "ema": tc.get("ema"),
             "objective": tc.get("objective"),
+            "weight_decay": tc.get("weight_decay"),
+            "augment": tc.get("augment_p"),
             "checkpoint_every": tc.get("checkpoint_every"),
             "preview_every": tc.get("preview_every"),
             "eval_every": tc.get("eval_every"),

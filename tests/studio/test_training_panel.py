@@ -497,3 +497,39 @@ def test_data_options_survive_a_restart(make_window, settings_path):
         "text",
         True,
     )
+
+
+def test_shift_augmentation_and_weight_decay_reach_the_trained_model(make_window, run, tmp_path):
+    engine.save_model(engine.user_models_dir() / "plain.safetensors", tiny_model(image_config()))
+    w = make_window()
+    panel = panel_for(w, steps=6, name="shifted", every=0)
+    f = panel.form
+    f.set_values({"augment": 0.5, "weight_decay": 0.1})
+    assert f.model_config().augment_shift == 1  # a new model is told the shift
+    assert (f.train_config().augment_p, f.train_config().weight_decay) == (0.5, 0.1)
+    data = make_folder(tmp_path / "data", corrupt=False)
+
+    async def scenario():
+        await panel.check_data(str(data))
+        assert panel.start() is not None
+        await finished(panel)
+
+    run(scenario(), 90)
+    assert panel.record.status == "done", panel.record.message
+    entry = next(e for e in engine.list_models() if e.name == "shifted")
+    assert entry.info.config.augment_shift == 1
+    trained = entry.info.card["training"]["config"]
+    assert (trained["augment_p"], trained["weight_decay"]) == (0.5, 0.1)
+
+    # fine-tuning a model that was not built to be told a shift: the control is off, the run plain
+    select_model(w, "plain")
+    f.finetune.setChecked(True)
+    assert not f.augment.isEnabled() and "cannot augment" in f.augment.toolTip()
+    assert f.train_config().augment_p == 0.0
+    select_model(w, "shifted")  # a parent that takes the shift input can be fine-tuned with it
+    assert f.augment.isEnabled() and f.train_config().augment_p == 0.5
+    # text models have no shift at all
+    f.new.setChecked(True)
+    f.set_values({"modality": "text"})
+    assert not f.augment.isVisibleTo(f) and f.train_config().augment_p == 0.0
+    assert f.model_config().augment_shift == 0
